@@ -1,0 +1,246 @@
+//! Reading one received line as Node's channel protocol sees it.
+//!
+//! A message is *internal* when it is an object whose `cmd` is a string longer
+//! than five characters that starts with `NODE_`. Internal commands the
+//! channel itself acts on are `NODE_HANDLE` (a message with a descriptor),
+//! `NODE_HANDLE_ACK` and `NODE_HANDLE_NACK`.
+
+use crate::handle::{HandleKind, Key};
+use crate::json::scan::{self, unescape_into, Span};
+use crate::json::JsonError;
+
+/// Bytes of a `cmd` kept for matching and for [`crate::Message::cmd`].
+pub const MAX_CMD_LEN: usize = 64;
+
+/// Decoded `cmd` of an internal message.
+pub type Cmd = heapless::String<MAX_CMD_LEN>;
+
+/// What a line is, for the channel.
+#[derive(Debug)]
+pub(crate) enum Envelope {
+    /// A message for the user: `value` spans the JSON value, `cmd` is set
+    /// when it is internal.
+    Message { value: Span, cmd: Option<Cmd> },
+    /// A `NODE_HANDLE` wrapper (nested `net.Native` retransmissions already
+    /// unwrapped). `kind` is `None` for a type tag we do not know.
+    Handle {
+        kind: Option<HandleKind>,
+        msg: Span,
+        msg_cmd: Option<Cmd>,
+        key: Option<Key>,
+    },
+    /// `NODE_HANDLE_ACK`.
+    Ack,
+    /// `NODE_HANDLE_NACK`.
+    Nack,
+}
+
+/// The members of an object that the protocol looks at.
+#[derive(Default)]
+struct Fields {
+    cmd: Option<Span>,
+    kind: Option<Span>,
+    msg: Option<Span>,
+    key: Option<Span>,
+    dgram_type: Option<Span>,
+}
+
+impl Fields {
+    /// Reads the members of the object at `obj` (later duplicates win, as in
+    /// `JSON.parse`).
+    fn of(line: &[u8], obj: Span) -> Result<Fields, JsonError> {
+        let mut f = Fields::default();
+        scan::object_fields(line, obj.start, |k, v| {
+            let k = k.of(line);
+            let slot = if scan::string_eq(k, "cmd") {
+                &mut f.cmd
+            } else if scan::string_eq(k, "type") {
+                &mut f.kind
+            } else if scan::string_eq(k, "msg") {
+                &mut f.msg
+            } else if scan::string_eq(k, "key") {
+                &mut f.key
+            } else if scan::string_eq(k, "dgramType") {
+                &mut f.dgram_type
+            } else {
+                return;
+            };
+            *slot = Some(v);
+        })?;
+        Ok(f)
+    }
+}
+
+/// The string content of a value span, if the value is a string.
+fn string_content(line: &[u8], v: Span) -> Option<&[u8]> {
+    let raw = v.of(line);
+    (raw.first() == Some(&b'"')).then(|| &raw[1..raw.len() - 1])
+}
+
+/// Decodes a short string member into `out`, `None` if absent, not a string
+/// or too long.
+fn short_string<'o>(line: &[u8], v: Option<Span>, out: &'o mut [u8]) -> Option<&'o str> {
+    let (text, complete) = unescape_into(string_content(line, v?)?, out);
+    complete.then_some(text)
+}
+
+/// The internal `cmd` of the value at `value`, if it has one.
+fn internal_cmd(
+    line: &[u8],
+    value: Span,
+    fields: Option<&Fields>,
+) -> Result<Option<Cmd>, JsonError> {
+    if line.get(value.start) != Some(&b'{') {
+        return Ok(None);
+    }
+    let owned;
+    let fields = match fields {
+        Some(f) => f,
+        None => {
+            owned = Fields::of(line, value)?;
+            &owned
+        }
+    };
+    let Some(content) = fields.cmd.and_then(|c| string_content(line, c)) else {
+        return Ok(None);
+    };
+    let mut buf = [0u8; MAX_CMD_LEN];
+    let (text, complete) = unescape_into(content, &mut buf);
+    // Longer than five characters and starting with NODE_.
+    if !(text.starts_with("NODE_") && (!complete || text.chars().count() > 5)) {
+        return Ok(None);
+    }
+    let mut cmd = Cmd::new();
+    // Truncated to MAX_CMD_LEN bytes: every cmd Node uses is far shorter.
+    let _ = cmd.push_str(text);
+    Ok(Some(cmd))
+}
+
+/// Validates `line` (one JSON value plus optional whitespace) and says what
+/// it is.
+pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
+    let value = scan::whole_value(line)?;
+    if line[value.start] != b'{' {
+        return Ok(Envelope::Message { value, cmd: None });
+    }
+    let fields = Fields::of(line, value)?;
+    let Some(cmd) = internal_cmd(line, value, Some(&fields))? else {
+        return Ok(Envelope::Message { value, cmd: None });
+    };
+    match cmd.as_str() {
+        "NODE_HANDLE_ACK" => Ok(Envelope::Ack),
+        "NODE_HANDLE_NACK" => Ok(Envelope::Nack),
+        "NODE_HANDLE" => handle_wrapper(line, fields, 0),
+        _ => Ok(Envelope::Message {
+            value,
+            cmd: Some(cmd),
+        }),
+    }
+}
+
+fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, JsonError> {
+    let mut tag_buf = [0u8; 16];
+    let mut dgram_buf = [0u8; 8];
+    let tag = short_string(line, fields.kind, &mut tag_buf);
+    let dgram = short_string(line, fields.dgram_type, &mut dgram_buf);
+    let kind = tag.and_then(|t| HandleKind::from_tag(t, dgram));
+    // A message without `msg` is `undefined` in Node; we deliver `null`.
+    let msg = fields.msg.unwrap_or_default();
+
+    // Node retransmits a NACKed socket wrapped once more as
+    // {"cmd":"NODE_HANDLE","type":"net.Native","msg":<the first wrapper>}.
+    if kind == Some(HandleKind::Native) && depth == 0 && line.get(msg.start) == Some(&b'{') {
+        let inner = Fields::of(line, msg)?;
+        if let Some(c) = internal_cmd(line, msg, Some(&inner))? {
+            if c == "NODE_HANDLE" {
+                return handle_wrapper(line, inner, 1);
+            }
+        }
+    }
+    let msg_cmd = if msg == Span::default() {
+        None
+    } else {
+        internal_cmd(line, msg, None)?
+    };
+    let mut key_buf = [0u8; crate::handle::MAX_KEY_LEN];
+    let key = short_string(line, fields.key, &mut key_buf).and_then(|k| Key::try_from(k).ok());
+    Ok(Envelope::Handle {
+        kind,
+        msg,
+        msg_cmd,
+        key,
+    })
+}
+
+/// Whether a line that could not be read looks like a handle message, so the
+/// sender waiting for an answer gets a NACK instead of silence.
+pub(crate) fn looks_like_handle(line: &[u8]) -> bool {
+    let i = scan::skip_ws(line, 0);
+    line[i..].starts_with(b"{\"cmd\":\"NODE_HANDLE\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_of(line: &str) -> &'static str {
+        match read(line.as_bytes()).unwrap() {
+            Envelope::Message { cmd: None, .. } => "user",
+            Envelope::Message { cmd: Some(_), .. } => "internal",
+            Envelope::Handle { .. } => "handle",
+            Envelope::Ack => "ack",
+            Envelope::Nack => "nack",
+        }
+    }
+
+    #[test]
+    fn classifies_like_node() {
+        assert_eq!(kind_of("{\"cmd\":\"NODE_whatever\"}"), "internal");
+        assert_eq!(kind_of("{\"cmd\":\"NODE_\"}"), "user");
+        assert_eq!(kind_of("{\"cmd\":\"NODE\\u005fX\"}"), "internal");
+        assert_eq!(kind_of("{\"cmd\":1}"), "user");
+        assert_eq!(kind_of("{\"cmd\":\"node_handle_ack\"}"), "user");
+        assert_eq!(kind_of("42"), "user");
+        assert_eq!(kind_of("{\"cmd\":\"NODE_HANDLE_ACK\"}\r"), "ack");
+        assert_eq!(kind_of("{\"x\":1,\"cmd\":\"NODE_HANDLE_NACK\"}"), "nack");
+        assert_eq!(
+            kind_of("{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\",\"msg\":\"server\"}"),
+            "handle"
+        );
+    }
+
+    #[test]
+    fn unwraps_nested_retransmission() {
+        let line = br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_HANDLE","type":"net.Socket","msg":"socket","key":"4:127.0.0.1:0"}}"#;
+        let Envelope::Handle {
+            kind,
+            msg,
+            key,
+            msg_cmd,
+        } = read(line).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(kind, Some(HandleKind::Socket));
+        assert_eq!(msg.of(line), b"\"socket\"");
+        assert_eq!(key.as_deref(), Some("4:127.0.0.1:0"));
+        assert!(msg_cmd.is_none());
+    }
+
+    #[test]
+    fn dgram_needs_its_family() {
+        let with = br#"{"cmd":"NODE_HANDLE","type":"dgram.Socket","msg":1,"dgramType":"udp6"}"#;
+        let without = br#"{"cmd":"NODE_HANDLE","type":"dgram.Socket","msg":1}"#;
+        assert!(matches!(
+            read(with),
+            Ok(Envelope::Handle {
+                kind: Some(HandleKind::Dgram(crate::UdpFamily::V6)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            read(without),
+            Ok(Envelope::Handle { kind: None, .. })
+        ));
+    }
+}

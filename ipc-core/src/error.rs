@@ -1,0 +1,160 @@
+//! Errors a channel reports.
+
+use core::fmt;
+
+use rustix::io::Errno;
+
+use crate::handle::{Handle, HandleKind};
+use crate::json::JsonError;
+
+/// Everything a [`Channel`](crate::Channel) can report.
+///
+/// Most variants describe *one* bad frame or descriptor from the peer: the
+/// channel has already dealt with it (skipped the line, closed the fd, sent
+/// the NACK the protocol asks for) and stays usable, so the caller may log it
+/// and call `recv` again. [`Error::is_fatal`] tells the two groups apart.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The channel is closed: the peer hung up (EOF or `ECONNRESET`) or
+    /// [`disconnect`](crate::Channel::disconnect) was called. Node calls this
+    /// `ERR_IPC_CHANNEL_CLOSED`.
+    Disconnected,
+    /// A non-blocking call could not make progress; wait for the descriptor to
+    /// be readable (or writable, see
+    /// [`wants_write`](crate::Channel::wants_write)).
+    WouldBlock,
+    /// A system call failed.
+    Io(Errno),
+    /// A received line is not one JSON value (invalid JSON, an empty line, bad
+    /// UTF-8); it was skipped.
+    BadFrame(JsonError),
+    /// A received line is longer than the receive buffer; it was skipped.
+    FrameTooLong,
+    /// The message does not fit in the send buffer even when it is empty.
+    MessageTooLarge,
+    /// The message could not be written as JSON.
+    Encode(JsonError),
+    /// A `NODE_HANDLE` arrived without a descriptor; a NACK was sent (a Node
+    /// sender retransmits sockets).
+    HandleWithoutFd,
+    /// The kernel dropped received descriptors (`MSG_CTRUNC`: descriptor limit
+    /// reached, or more than [`MAX_FDS_PER_CALL`](crate::sys::MAX_FDS_PER_CALL)
+    /// in one message); the handle message was NACKed.
+    FdsTruncated,
+    /// Descriptors arrived with no `NODE_HANDLE` line to claim them; they
+    /// were closed.
+    UnclaimedFds(usize),
+    /// More descriptors arrived than the queue holds; the extra was closed.
+    FdQueueFull,
+    /// A `NODE_HANDLE` with a `type` this library does not know; it was
+    /// acknowledged and its descriptor closed.
+    UnknownHandleType,
+    /// A `NODE_HANDLE_ACK` or `NACK` arrived while no handle was awaiting
+    /// one; ignored (a Node peer would crash here).
+    StrayAck,
+    /// The peer refused a handle and it will not be sent again; our copy was
+    /// closed. Node: `SentHandleNotReceivedWarning` for sockets.
+    HandleNotReceived(HandleKind),
+    /// Too many handles are queued for sending; receive (to read their
+    /// acknowledgements) or wait.
+    HandleQueueFull,
+    /// A blocking send needs the peer's acknowledgement, but the receive
+    /// buffer is full of messages nobody has taken: call `recv` first.
+    ReceiveBufferFull,
+}
+
+impl Error {
+    /// Whether the channel is unusable after this error. Every other error
+    /// concerns one message, and the channel carries on.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::Disconnected | Error::Io(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Disconnected => f.write_str("channel closed"),
+            Error::WouldBlock => f.write_str("operation would block"),
+            Error::Io(e) => write!(f, "channel I/O failed: {e}"),
+            Error::BadFrame(e) => write!(f, "skipped a bad message: {e}"),
+            Error::FrameTooLong => f.write_str("skipped a message longer than the receive buffer"),
+            Error::MessageTooLarge => f.write_str("message larger than the send buffer"),
+            Error::Encode(e) => write!(f, "could not encode message: {e}"),
+            Error::HandleWithoutFd => {
+                f.write_str("handle message arrived without a descriptor (NACK sent)")
+            }
+            Error::FdsTruncated => {
+                f.write_str("the kernel dropped received descriptors (MSG_CTRUNC; NACK sent)")
+            }
+            Error::UnclaimedFds(n) => write!(
+                f,
+                "closed {n} descriptor(s) that came without a handle message"
+            ),
+            Error::FdQueueFull => {
+                f.write_str("closed a descriptor: too many received descriptors waiting")
+            }
+            Error::UnknownHandleType => f.write_str("closed a handle of unknown type"),
+            Error::StrayAck => f.write_str("ignored an acknowledgement for no outstanding handle"),
+            Error::HandleNotReceived(kind) => {
+                write!(f, "peer did not take the {kind} handle; it was closed")
+            }
+            Error::HandleQueueFull => f.write_str("too many handles waiting to be sent"),
+            Error::ReceiveBufferFull => {
+                f.write_str("receive buffer full of unread messages; call recv first")
+            }
+        }
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Self {
+        match e {
+            Errno::AGAIN => Error::WouldBlock,
+            Errno::PIPE | Errno::CONNRESET => Error::Disconnected,
+            e => Error::Io(e),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        use std::io::ErrorKind;
+        match e {
+            Error::Io(errno) => errno.into(),
+            Error::WouldBlock => ErrorKind::WouldBlock.into(),
+            Error::Disconnected => std::io::Error::new(ErrorKind::BrokenPipe, e),
+            e => std::io::Error::new(ErrorKind::InvalidData, e),
+        }
+    }
+}
+
+/// A failed [`send_handle`](crate::Channel::send_handle): the error, and the
+/// handle back if it was never queued (so the caller still owns it).
+#[derive(Debug)]
+pub struct SendError {
+    /// What went wrong.
+    pub error: Error,
+    /// The handle, unless the channel had already taken it.
+    pub handle: Option<Handle>,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SendError {}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        e.error
+    }
+}

@@ -1,0 +1,148 @@
+//! Handles: a descriptor plus the type tag Node puts on the wire.
+
+use core::fmt;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Longest `key` (Node's `server._connectionKey`, e.g. `4:127.0.0.1:0` or
+/// `-1:/run/app.sock:-1`) kept from a received handle message. A longer key
+/// is dropped, with the handle still delivered.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// A connection key as Node writes it: `addressType:address:port`.
+pub type Key = heapless::String<MAX_KEY_LEN>;
+
+/// The address family of a UDP handle (`dgramType` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UdpFamily {
+    /// `udp4`
+    V4,
+    /// `udp6`
+    V6,
+}
+
+impl UdpFamily {
+    /// The `dgramType` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpFamily::V4 => "udp4",
+            UdpFamily::V6 => "udp6",
+        }
+    }
+}
+
+/// What a handle claims to be: the `type` of a `NODE_HANDLE` message.
+///
+/// The tag is the *sender's claim*. `ipc-net` checks it against the kernel
+/// before building a typed object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HandleKind {
+    /// `net.Server`: a listening stream socket (TCP or UNIX).
+    Server,
+    /// `net.Socket`: a connected stream socket. The only kind Node
+    /// retransmits after a `NODE_HANDLE_NACK`.
+    Socket,
+    /// `net.Native`: a raw TCP or pipe handle.
+    Native,
+    /// `dgram.Socket`: a UDP socket of the given family.
+    Dgram(UdpFamily),
+    /// `dgram.Native`: a raw UDP handle.
+    DgramNative,
+}
+
+impl HandleKind {
+    /// The `type` string on the wire.
+    pub fn tag(self) -> &'static str {
+        match self {
+            HandleKind::Server => "net.Server",
+            HandleKind::Socket => "net.Socket",
+            HandleKind::Native => "net.Native",
+            HandleKind::Dgram(_) => "dgram.Socket",
+            HandleKind::DgramNative => "dgram.Native",
+        }
+    }
+
+    /// Parses a wire `type` (and `dgramType`, needed for `dgram.Socket`).
+    pub fn from_tag(tag: &str, dgram_type: Option<&str>) -> Option<Self> {
+        Some(match tag {
+            "net.Server" => HandleKind::Server,
+            "net.Socket" => HandleKind::Socket,
+            "net.Native" => HandleKind::Native,
+            "dgram.Native" => HandleKind::DgramNative,
+            "dgram.Socket" => HandleKind::Dgram(match dgram_type? {
+                "udp4" => UdpFamily::V4,
+                "udp6" => UdpFamily::V6,
+                _ => return None,
+            }),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+/// A descriptor travelling with a message, and what it claims to be.
+///
+/// Owning: dropping a `Handle` closes its descriptor, so a message nobody
+/// looked at cannot leak one. Sending a `Handle` moves it into the channel,
+/// which closes its copy once the peer acknowledged receipt.
+#[derive(Debug)]
+pub struct Handle {
+    kind: HandleKind,
+    fd: OwnedFd,
+    key: Option<Key>,
+}
+
+impl Handle {
+    /// Pairs `fd` with its type tag.
+    pub fn new(kind: HandleKind, fd: impl Into<OwnedFd>) -> Self {
+        Handle {
+            kind,
+            fd: fd.into(),
+            key: None,
+        }
+    }
+
+    /// Sets the connection key (`net.Socket` from a server, as Node does),
+    /// which the receiver uses to answer `NODE_SOCKET_*` queries.
+    pub fn with_key(mut self, key: Key) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// What the sender says this is.
+    pub fn kind(&self) -> HandleKind {
+        self.kind
+    }
+
+    /// The connection key, if the sender set one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Takes the descriptor out.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Takes everything out.
+    pub fn into_parts(self) -> (HandleKind, OwnedFd, Option<Key>) {
+        (self.kind, self.fd, self.key)
+    }
+}
+
+impl AsFd for Handle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<Handle> for OwnedFd {
+    fn from(h: Handle) -> OwnedFd {
+        h.fd
+    }
+}

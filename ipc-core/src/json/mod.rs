@@ -1,0 +1,202 @@
+//! JSON for Node's `json` serialization mode, with no allocator.
+//!
+//! [`to_slice`] writes a `serde::Serialize` value into a byte buffer,
+//! escaping strings exactly as V8's `JSON.stringify` does.
+//! [`from_slice_mut`] reads a value back, borrowing strings from the buffer
+//! (escaped strings are unescaped in place). [`RawJson`] carries JSON text
+//! through unchanged, e.g. to echo a received message.
+//!
+//! Why not `serde-json-core`: its serializer panics on `char`
+//! (`unreachable!`), and its deserializer can only borrow strings that have no
+//! escapes and rejects escaped surrogate pairs (which Python's `json` emits
+//! for every non-BMP character). Borrowing escaped strings needs a mutable
+//! buffer, which is what a receive buffer is.
+
+mod de;
+pub(crate) mod scan;
+mod ser;
+
+pub use de::{from_slice_mut, Deserializer};
+pub use scan::MAX_DEPTH;
+pub use ser::{to_slice, Serializer};
+
+use core::fmt;
+
+/// What went wrong reading or writing JSON.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonError {
+    /// The text is not valid JSON at this byte offset.
+    Syntax {
+        /// Byte offset of the offending byte.
+        offset: usize,
+    },
+    /// The text ended inside a value.
+    Eof,
+    /// The text holds nothing but whitespace.
+    Empty,
+    /// A complete value is followed by more than whitespace.
+    TrailingCharacters {
+        /// Byte offset of the first extra byte.
+        offset: usize,
+    },
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    TooDeep {
+        /// Byte offset where the limit was crossed.
+        offset: usize,
+    },
+    /// The bytes are not valid UTF-8.
+    InvalidUtf8 {
+        /// Length of the valid prefix.
+        offset: usize,
+    },
+    /// Valid JSON of another type than the one asked for.
+    TypeMismatch {
+        /// Byte offset of the value.
+        offset: usize,
+    },
+    /// A value out of range for its type (e.g. `300` for a `u8`).
+    InvalidValue,
+    /// An array or object with the wrong number of elements.
+    InvalidLength,
+    /// An enum variant name that the type does not have.
+    UnknownVariant,
+    /// An object member the type refuses (`#[serde(deny_unknown_fields)]`).
+    UnknownField,
+    /// A required object member is absent.
+    MissingField(&'static str),
+    /// An object member appears twice.
+    DuplicateField(&'static str),
+    /// The output buffer is too small for the value.
+    BufferFull,
+    /// A map key that JSON cannot represent (only strings, numbers, bools).
+    KeyMustBeString,
+    /// A `Serialize`/`Deserialize` implementation reported its own error.
+    Custom,
+}
+
+impl JsonError {
+    /// Moves an offset-carrying error by `by` bytes (scans of a sub-slice).
+    pub(crate) fn shifted(self, by: usize) -> Self {
+        match self {
+            JsonError::Syntax { offset } => JsonError::Syntax {
+                offset: offset + by,
+            },
+            JsonError::TooDeep { offset } => JsonError::TooDeep {
+                offset: offset + by,
+            },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonError::Syntax { offset } => write!(f, "invalid JSON at byte {offset}"),
+            JsonError::Eof => f.write_str("JSON text ended inside a value"),
+            JsonError::Empty => f.write_str("empty line where a JSON value was expected"),
+            JsonError::TrailingCharacters { offset } => {
+                write!(f, "unexpected text after the JSON value at byte {offset}")
+            }
+            JsonError::TooDeep { offset } => write!(
+                f,
+                "JSON nested deeper than {MAX_DEPTH} levels at byte {offset}"
+            ),
+            JsonError::InvalidUtf8 { offset } => write!(f, "invalid UTF-8 after byte {offset}"),
+            JsonError::TypeMismatch { offset } => {
+                write!(f, "JSON value at byte {offset} has the wrong type")
+            }
+            JsonError::InvalidValue => f.write_str("JSON value out of range for its type"),
+            JsonError::InvalidLength => {
+                f.write_str("JSON array or object has the wrong number of elements")
+            }
+            JsonError::UnknownVariant => f.write_str("unknown enum variant"),
+            JsonError::UnknownField => f.write_str("unknown object member"),
+            JsonError::MissingField(name) => write!(f, "missing object member `{name}`"),
+            JsonError::DuplicateField(name) => write!(f, "object member `{name}` appears twice"),
+            JsonError::BufferFull => f.write_str("JSON output does not fit in the buffer"),
+            JsonError::KeyMustBeString => {
+                f.write_str("JSON object keys must be strings, numbers or bools")
+            }
+            JsonError::Custom => f.write_str("the value's serde implementation failed"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for JsonError {}
+
+impl serde::ser::Error for JsonError {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        JsonError::Custom
+    }
+}
+
+impl serde::de::Error for JsonError {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        JsonError::Custom
+    }
+    fn invalid_type(_: serde::de::Unexpected<'_>, _: &dyn serde::de::Expected) -> Self {
+        JsonError::TypeMismatch { offset: 0 }
+    }
+    fn invalid_value(_: serde::de::Unexpected<'_>, _: &dyn serde::de::Expected) -> Self {
+        JsonError::InvalidValue
+    }
+    fn invalid_length(_: usize, _: &dyn serde::de::Expected) -> Self {
+        JsonError::InvalidLength
+    }
+    fn unknown_variant(_: &str, _: &'static [&'static str]) -> Self {
+        JsonError::UnknownVariant
+    }
+    fn unknown_field(_: &str, _: &'static [&'static str]) -> Self {
+        JsonError::UnknownField
+    }
+    fn missing_field(field: &'static str) -> Self {
+        JsonError::MissingField(field)
+    }
+    fn duplicate_field(field: &'static str) -> Self {
+        JsonError::DuplicateField(field)
+    }
+}
+
+/// JSON text known to be one valid value; serializes verbatim.
+///
+/// ```
+/// use ipc_core::json::{to_slice, RawJson};
+/// let raw = RawJson::new(r#"{"any": ["json", 1]}"#)?;
+/// let mut buf = [0u8; 64];
+/// let n = to_slice(&raw, &mut buf)?;
+/// assert_eq!(&buf[..n], raw.as_str().as_bytes());
+/// # Ok::<(), ipc_core::json::JsonError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Newtype name the serializer recognises.
+    pub(crate) const TOKEN: &'static str = "$ipc_core::json::RawJson";
+
+    /// Checks that `text` is exactly one JSON value (surrounding whitespace is
+    /// trimmed).
+    pub fn new(text: &'a str) -> Result<Self, JsonError> {
+        let span = scan::whole_value(text.as_bytes())?;
+        Ok(RawJson(&text[span.start..span.end]))
+    }
+
+    /// Wraps text that the caller already validated.
+    pub(crate) fn trusted(text: &'a str) -> Self {
+        RawJson(text)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct(Self::TOKEN, self.0)
+    }
+}

@@ -1,0 +1,516 @@
+//! Validating JSON scanner: finds where values end, without building anything.
+//!
+//! Everything here works on bytes that are already known to be UTF-8 and never
+//! allocates. Nesting is tracked in a fixed bit stack, so hostile input cannot
+//! exhaust the call stack: past [`MAX_DEPTH`] levels the scan fails with
+//! [`JsonError::TooDeep`].
+
+use super::JsonError;
+
+/// The deepest nesting of arrays and objects accepted in one message.
+pub const MAX_DEPTH: usize = 128;
+
+/// A byte range inside a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn of(self, line: &[u8]) -> &[u8] {
+        &line[self.start..self.end]
+    }
+}
+
+/// Open containers: one bit per level, set for objects, clear for arrays.
+struct Nesting {
+    bits: [u64; MAX_DEPTH / 64],
+    depth: usize,
+}
+
+impl Nesting {
+    fn new() -> Self {
+        Nesting {
+            bits: [0; MAX_DEPTH / 64],
+            depth: 0,
+        }
+    }
+
+    fn push(&mut self, object: bool, at: usize) -> Result<(), JsonError> {
+        if self.depth == MAX_DEPTH {
+            return Err(JsonError::TooDeep { offset: at });
+        }
+        let (word, bit) = (self.depth / 64, self.depth % 64);
+        if object {
+            self.bits[word] |= 1 << bit;
+        } else {
+            self.bits[word] &= !(1 << bit);
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// The innermost open container: `Some(true)` for an object.
+    fn top(&self) -> Option<bool> {
+        let d = self.depth.checked_sub(1)?;
+        Some(self.bits[d / 64] & (1 << (d % 64)) != 0)
+    }
+
+    fn pop(&mut self) {
+        self.depth -= 1;
+    }
+}
+
+/// JSON's insignificant whitespace: space, tab, line feed, carriage return.
+pub(crate) fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Index of the first non-whitespace byte at or after `i`.
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|&c| is_ws(c)) {
+        i += 1;
+    }
+    i
+}
+
+fn syntax(offset: usize) -> JsonError {
+    JsonError::Syntax { offset }
+}
+
+/// Scans the string whose opening quote is at `i`; returns the index just past
+/// the closing quote and whether the string contains escapes.
+pub(crate) fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
+    if b.get(i) != Some(&b'"') {
+        return Err(syntax(i));
+    }
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        match b.get(j) {
+            None => return Err(JsonError::Eof),
+            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(j + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                    Some(b'u') => {
+                        let hex = b.get(j + 2..j + 6).ok_or(JsonError::Eof)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(syntax(j));
+                        }
+                        j += 6;
+                    }
+                    None => return Err(JsonError::Eof),
+                    Some(_) => return Err(syntax(j)),
+                }
+            }
+            Some(&c) if c < 0x20 => return Err(syntax(j)),
+            Some(_) => j += 1,
+        }
+    }
+}
+
+/// Scans the number starting at `i` (JSON grammar, no leading `+`, no leading
+/// zeros); returns the index just past it.
+pub(crate) fn number_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    let digits = |mut j: usize| {
+        let start = j;
+        while b.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        (j, j - start)
+    };
+    let mut j = i;
+    if b.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match b.get(j) {
+        Some(b'0') => j += 1,
+        Some(b'1'..=b'9') => j = digits(j).0,
+        _ => return Err(syntax(j)),
+    }
+    if b.get(j) == Some(&b'.') {
+        let (end, n) = digits(j + 1);
+        if n == 0 {
+            return Err(syntax(end));
+        }
+        j = end;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let (end, n) = digits(j);
+        if n == 0 {
+            return Err(syntax(end));
+        }
+        j = end;
+    }
+    Ok(j)
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, JsonError> {
+    match b.get(i..i + word.len()) {
+        Some(w) if w == word => Ok(i + word.len()),
+        Some(_) => Err(syntax(i)),
+        None => Err(JsonError::Eof),
+    }
+}
+
+/// Scans `"key"` and the colon after it; returns the index of the value.
+fn key_then_colon(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    let (end, _) = string_end(b, i)?;
+    let j = skip_ws(b, end);
+    match b.get(j) {
+        Some(b':') => Ok(skip_ws(b, j + 1)),
+        None => Err(JsonError::Eof),
+        Some(_) => Err(syntax(j)),
+    }
+}
+
+/// Scans the value starting at `i` (leading whitespace allowed) and returns the
+/// index just past it. Iterative: the depth is bounded by [`MAX_DEPTH`].
+pub(crate) fn value_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    let mut nest = Nesting::new();
+    let mut i = skip_ws(b, i);
+    loop {
+        // Here a value starts at `i`.
+        match b.get(i) {
+            Some(b'{') => {
+                nest.push(true, i)?;
+                i = skip_ws(b, i + 1);
+                if b.get(i) == Some(&b'}') {
+                    nest.pop();
+                    i += 1;
+                } else {
+                    i = key_then_colon(b, i)?;
+                    continue;
+                }
+            }
+            Some(b'[') => {
+                nest.push(false, i)?;
+                i = skip_ws(b, i + 1);
+                if b.get(i) == Some(&b']') {
+                    nest.pop();
+                    i += 1;
+                } else {
+                    continue;
+                }
+            }
+            Some(b'"') => i = string_end(b, i)?.0,
+            Some(b'-' | b'0'..=b'9') => i = number_end(b, i)?,
+            Some(b't') => i = literal(b, i, b"true")?,
+            Some(b'f') => i = literal(b, i, b"false")?,
+            Some(b'n') => i = literal(b, i, b"null")?,
+            None => return Err(JsonError::Eof),
+            Some(_) => return Err(syntax(i)),
+        }
+        // Here a value has just ended: close containers or move to the next value.
+        loop {
+            let Some(in_object) = nest.top() else {
+                return Ok(i);
+            };
+            i = skip_ws(b, i);
+            match b.get(i) {
+                Some(b',') => {
+                    i = skip_ws(b, i + 1);
+                    if in_object {
+                        i = key_then_colon(b, i)?;
+                    }
+                    break;
+                }
+                Some(b'}') if in_object => {
+                    nest.pop();
+                    i += 1;
+                }
+                Some(b']') if !in_object => {
+                    nest.pop();
+                    i += 1;
+                }
+                None => return Err(JsonError::Eof),
+                Some(_) => return Err(syntax(i)),
+            }
+        }
+    }
+}
+
+/// Checks that `b` is exactly one JSON value with optional surrounding
+/// whitespace, and returns the span of the value.
+pub(crate) fn whole_value(b: &[u8]) -> Result<Span, JsonError> {
+    let start = skip_ws(b, 0);
+    if start == b.len() {
+        return Err(JsonError::Empty);
+    }
+    let end = value_end(b, start)?;
+    let after = skip_ws(b, end);
+    if after != b.len() {
+        return Err(JsonError::TrailingCharacters { offset: after });
+    }
+    Ok(Span { start, end })
+}
+
+/// Calls `field(key, value)` for each member of the object that starts at
+/// `i`, with `key` the raw span between the quotes and `value` the raw span of
+/// the value. Returns the index just past the closing brace.
+pub(crate) fn object_fields(
+    b: &[u8],
+    i: usize,
+    mut field: impl FnMut(Span, Span),
+) -> Result<usize, JsonError> {
+    if b.get(i) != Some(&b'{') {
+        return Err(syntax(i));
+    }
+    let mut i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Ok(i + 1);
+    }
+    loop {
+        let (key_end, _) = string_end(b, i)?;
+        let key = Span {
+            start: i + 1,
+            end: key_end - 1,
+        };
+        let v = key_then_colon(b, i)?;
+        let v_end = value_end(b, v)?;
+        field(
+            key,
+            Span {
+                start: v,
+                end: v_end,
+            },
+        );
+        i = skip_ws(b, v_end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return Ok(i + 1),
+            None => return Err(JsonError::Eof),
+            Some(_) => return Err(syntax(i)),
+        }
+    }
+}
+
+/// Reads 4 hex digits (already validated by [`string_end`]).
+fn hex4(h: &[u8]) -> u32 {
+    h.iter().fold(0, |acc, &c| {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => c - b'A' + 10,
+        };
+        acc * 16 + u32::from(d)
+    })
+}
+
+/// Decodes the escape at `s[r]` (a backslash); returns the character and the
+/// escape's length. A lone surrogate becomes U+FFFD, since Rust strings cannot
+/// hold one (JavaScript would keep it).
+fn escape_at(s: &[u8], r: usize) -> (char, usize) {
+    let simple = match s.get(r + 1) {
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => '\0',
+        Some(&c) => char::from(c),
+        None => return ('\u{fffd}', 1),
+    };
+    if s.get(r + 1) != Some(&b'u') {
+        return (simple, 2);
+    }
+    let Some(h) = s.get(r + 2..r + 6) else {
+        return ('\u{fffd}', s.len() - r);
+    };
+    let hi = hex4(h);
+    if (0xd800..0xdc00).contains(&hi) {
+        if let Some(b"\\u") = s.get(r + 6..r + 8) {
+            if let Some(h2) = s.get(r + 8..r + 12) {
+                let lo = hex4(h2);
+                if (0xdc00..0xe000).contains(&lo) {
+                    let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+                    return (char::from_u32(c).unwrap_or('\u{fffd}'), 12);
+                }
+            }
+        }
+    }
+    (char::from_u32(hi).unwrap_or('\u{fffd}'), 6)
+}
+
+/// Unescapes the string content `s` (the bytes between the quotes, validated
+/// by [`string_end`]) in place, and returns its new length. Unescaping never
+/// lengthens a string, so the result always fits.
+pub(crate) fn unescape_in_place(s: &mut [u8]) -> usize {
+    let (mut r, mut w) = (0, 0);
+    while r < s.len() {
+        if s[r] != b'\\' {
+            s[w] = s[r];
+            r += 1;
+            w += 1;
+            continue;
+        }
+        let (c, len) = escape_at(s, r);
+        let mut utf8 = [0; 4];
+        let enc = c.encode_utf8(&mut utf8).as_bytes();
+        s[w..w + enc.len()].copy_from_slice(enc);
+        r += len;
+        w += enc.len();
+    }
+    w
+}
+
+/// Unescapes as much of the string content `s` as fits into `out`, whole
+/// characters only. Returns the decoded text and whether all of `s` fit.
+pub(crate) fn unescape_into<'o>(s: &[u8], out: &'o mut [u8]) -> (&'o str, bool) {
+    let (mut r, mut w) = (0, 0);
+    let mut complete = true;
+    while r < s.len() {
+        let mut utf8 = [s[r], 0, 0, 0];
+        let (step, n) = if s[r] == b'\\' {
+            let (c, step) = escape_at(s, r);
+            (step, c.encode_utf8(&mut utf8).len())
+        } else {
+            (1, 1)
+        };
+        if w + n > out.len() {
+            complete = false;
+            break;
+        }
+        out[w..w + n].copy_from_slice(&utf8[..n]);
+        r += step;
+        w += n;
+    }
+    // Byte-wise copying may stop inside a multi-byte character: cut back to
+    // the last whole one.
+    match core::str::from_utf8(&out[..w]) {
+        Ok(text) => (text, complete),
+        Err(e) => (
+            core::str::from_utf8(&out[..e.valid_up_to()]).unwrap_or_default(),
+            false,
+        ),
+    }
+}
+
+/// Whether the string content `s` decodes to exactly `want`.
+pub(crate) fn string_eq(s: &[u8], want: &str) -> bool {
+    if !s.contains(&b'\\') {
+        return s == want.as_bytes();
+    }
+    let mut buf = [0u8; 64];
+    let (text, complete) = unescape_into(s, &mut buf);
+    complete && text == want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> bool {
+        whole_value(s.as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn accepts_json_values() {
+        for s in [
+            "0",
+            "-0",
+            "1.5e+3",
+            "-12E-2",
+            "\"\"",
+            "\"a\\u00e9\\n\\\"\"",
+            "true",
+            "false",
+            "null",
+            "[]",
+            "{}",
+            " [1, {\"a\": [true, null]}, \"x\"] ",
+            "{\"a\":{\"b\":{}}}\r",
+        ] {
+            assert!(ok(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_json() {
+        for s in [
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "tru",
+            "nul",
+            "[1,]",
+            "{\"a\":1,}",
+            "{a:1}",
+            "[1 2]",
+            "\"\\x\"",
+            "\"\\u12g4\"",
+            "\"a\tb\"",
+            "{\"a\" 1}",
+            "[",
+            "{\"a\":",
+            "1 2",
+            "'a'",
+            "NaN",
+        ] {
+            assert!(!ok(s), "{s:?}");
+        }
+    }
+
+    /// `levels` nested arrays around a 0.
+    fn nested(levels: usize, out: &mut [u8]) -> &[u8] {
+        out[..levels].fill(b'[');
+        out[levels] = b'0';
+        out[levels + 1..=2 * levels].fill(b']');
+        &out[..=2 * levels]
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let mut buf = [0u8; 2 * MAX_DEPTH + 3];
+        assert!(whole_value(nested(MAX_DEPTH, &mut buf)).is_ok());
+        assert!(matches!(
+            whole_value(nested(MAX_DEPTH + 1, &mut buf)),
+            Err(JsonError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn unescapes_in_place() {
+        let mut s = *br#"a\"b\\c\/\n\u00e9\ud83d\ude00\ud800x"#;
+        let n = unescape_in_place(&mut s);
+        assert_eq!(
+            core::str::from_utf8(&s[..n]).unwrap(),
+            "a\"b\\c/\n\u{e9}\u{1f600}\u{fffd}x"
+        );
+    }
+
+    #[test]
+    fn unescape_into_stops_at_whole_chars() {
+        let mut out = [0u8; 3];
+        assert_eq!(unescape_into("aé".as_bytes(), &mut out), ("aé", true));
+        assert_eq!(unescape_into("abé".as_bytes(), &mut out), ("ab", false));
+        assert!(string_eq(br"NODE\u005fHANDLE", "NODE_HANDLE"));
+        assert!(!string_eq(b"NODE_HANDLEX", "NODE_HANDLE"));
+    }
+
+    #[test]
+    fn object_fields_reports_spans() {
+        let line = br#"{"cmd":"NODE_HANDLE", "msg" : {"a":[1]} ,"k":2}"#;
+        let mut seen = [Span::default(); 3];
+        let mut n = 0;
+        let end = object_fields(line, 0, |_, v| {
+            seen[n] = v;
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(end, line.len());
+        assert_eq!(seen[1].of(line), br#"{"a":[1]}"#);
+        assert_eq!(seen[2].of(line), b"2");
+    }
+}

@@ -1,0 +1,66 @@
+//! [`Message`]: one received message, borrowed from the receive buffer.
+
+use serde::Deserialize;
+
+use crate::envelope::Cmd;
+use crate::handle::Handle;
+use crate::json::{from_slice_mut, JsonError, RawJson};
+
+/// A received message: its JSON (borrowed from the channel's buffer), the
+/// handle that came with it, and whether it is internal.
+///
+/// For a handle message this is the *user* message inside the `NODE_HANDLE`
+/// wrapper, and [`take_handle`](Message::take_handle) gives the descriptor.
+/// A handle nobody takes is closed when the message is dropped.
+#[derive(Debug)]
+pub struct Message<'a> {
+    json: &'a mut [u8],
+    cmd: Option<Cmd>,
+    handle: Option<Handle>,
+}
+
+impl<'a> Message<'a> {
+    pub(crate) fn new(json: &'a mut [u8], cmd: Option<Cmd>, handle: Option<Handle>) -> Self {
+        Message { json, cmd, handle }
+    }
+
+    /// The message's JSON text, exactly as received (empty after
+    /// [`parse`](Message::parse)).
+    pub fn as_str(&self) -> &str {
+        // Validated as UTF-8 when the line was read.
+        core::str::from_utf8(self.json).unwrap_or_default()
+    }
+
+    /// The JSON text as a value that serializes verbatim, e.g. to echo it.
+    pub fn raw(&self) -> RawJson<'_> {
+        RawJson::trusted(self.as_str())
+    }
+
+    /// Whether Node would treat this as an internal message (an object whose
+    /// `cmd` is longer than five characters and starts with `NODE_`).
+    pub fn is_internal(&self) -> bool {
+        self.cmd.is_some()
+    }
+
+    /// The `cmd` of an internal message.
+    pub fn cmd(&self) -> Option<&str> {
+        self.cmd.as_deref()
+    }
+
+    /// The handle that came with the message, if any.
+    pub fn handle(&self) -> Option<&Handle> {
+        self.handle.as_ref()
+    }
+
+    /// Takes the handle out; the message keeps its JSON.
+    pub fn take_handle(&mut self) -> Option<Handle> {
+        self.handle.take()
+    }
+
+    /// Deserializes the JSON, borrowing strings from the receive buffer
+    /// (escaped strings are unescaped there, in place). Can be done once:
+    /// the text is consumed.
+    pub fn parse<T: Deserialize<'a>>(&mut self) -> Result<T, JsonError> {
+        from_slice_mut(core::mem::take(&mut self.json))
+    }
+}

@@ -1,0 +1,148 @@
+//! Raw I/O on an `AF_UNIX` stream socket: bytes plus `SCM_RIGHTS` descriptors.
+//!
+//! Every call retries `EINTR`, sends with `MSG_NOSIGNAL` (a dead peer is
+//! `EPIPE`, never `SIGPIPE`, even in hosts that do not ignore the signal), and
+//! receives with `MSG_CMSG_CLOEXEC` (received descriptors are close-on-exec
+//! from the moment they exist). `EAGAIN` is returned as is for non-blocking
+//! sockets.
+
+use core::mem::MaybeUninit;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::io::{Errno, IoSlice, IoSliceMut};
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
+
+/// Most descriptors one [`send_with_fds`] or [`recv_with_fds`] call carries.
+/// Node sends one per message; more arriving at once is `MSG_CTRUNC`.
+pub const MAX_FDS_PER_CALL: usize = 8;
+
+/// Retries `f` while it fails with `EINTR`.
+pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `sendmsg(2)` + `SCM_RIGHTS`: writes a prefix of `bytes` and passes `fds`
+/// along with its first byte. Returns how many bytes the kernel took, which
+/// may be fewer than `bytes.len()`; the caller sends the rest *without* the
+/// descriptors (they travelled already).
+///
+/// `fds` may be empty. At most [`MAX_FDS_PER_CALL`] descriptors are allowed;
+/// more is `EINVAL`, as is an empty `bytes` with descriptors (a stream socket
+/// needs at least one data byte to carry them).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/sendmsg.2.html)
+///  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<usize, Errno> {
+    if fds.len() > MAX_FDS_PER_CALL || (bytes.is_empty() && !fds.is_empty()) {
+        return Err(Errno::INVAL);
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(Errno::INVAL);
+    }
+    let iov = [IoSlice::new(bytes)];
+    retry(|| sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL))
+}
+
+/// Writes all of `bytes`, `fds` riding on the first byte only, waiting for
+/// room on a non-blocking socket. For a blocking caller that has one frame to
+/// get out; the channel has its own resumable path.
+pub fn send_all_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), Errno> {
+    let mut sent = 0;
+    let mut fds = fds;
+    while sent < bytes.len() {
+        match send_with_fds(sock, &bytes[sent..], fds) {
+            Ok(n) => {
+                sent += n;
+                fds = &[];
+            }
+            Err(Errno::AGAIN) => {
+                wait(sock, PollFlags::OUT)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What one [`recv_with_fds`] call got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes written to the buffer; 0 means the peer closed (EOF).
+    pub bytes: usize,
+    /// The kernel cut the control data (`MSG_CTRUNC`): descriptors were lost,
+    /// because there were more than [`MAX_FDS_PER_CALL`] or the process is out
+    /// of descriptors (`RLIMIT_NOFILE`). Whatever did arrive has been closed,
+    /// since it can no longer be matched to its message. The bytes are valid.
+    pub fds_truncated: bool,
+}
+
+/// Descriptors received by one [`recv_with_fds`] call, in order.
+pub type ReceivedFds = heapless::Vec<OwnedFd, MAX_FDS_PER_CALL>;
+
+/// `recvmsg(2)` with `MSG_CMSG_CLOEXEC`: reads bytes into `buf` and appends
+/// the received descriptors to `fds` (which the call clears first).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/recvmsg.2.html)
+///  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut ReceivedFds,
+) -> Result<Received, Errno> {
+    fds.clear();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = retry(|| {
+        let mut iov = [IoSliceMut::new(buf)];
+        recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+    })?;
+    let fds_truncated = msg.flags.contains(ReturnFlags::CTRUNC);
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            for fd in received {
+                // The buffer has room for exactly what the control space
+                // holds, so a push can only fail on a truncated read, whose
+                // descriptors are closed anyway.
+                if fds_truncated || fds.push(fd).is_err() {
+                    continue;
+                }
+            }
+        }
+    }
+    if fds_truncated {
+        fds.clear();
+    }
+    Ok(Received {
+        bytes: msg.bytes,
+        fds_truncated,
+    })
+}
+
+/// Blocks until `sock` has one of `events` (or an error/hang-up, which the
+/// next I/O call will report).
+pub fn wait(sock: BorrowedFd<'_>, events: PollFlags) -> Result<PollFlags, Errno> {
+    let mut fds = [PollFd::from_borrowed_fd(sock, events)];
+    retry(|| poll(&mut fds, None))?;
+    Ok(fds[0].revents())
+}
