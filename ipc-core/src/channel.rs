@@ -23,9 +23,10 @@ pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 
 /// One end of a Node-compatible IPC channel.
 ///
-/// `RX` and `TX` are the receive and send buffer sizes in bytes. Both live
-/// inside the `Channel` (no allocation): with the defaults it is about
-/// 128 KiB, so keep it in a `Box` or a `static` rather than on a small stack.
+/// `RX` and `TX` are the receive and send buffer sizes in bytes. With the
+/// `std` feature they are allocated once, when the channel is made; without
+/// it they live inside the `Channel` (128 KiB with the defaults: keep it in
+/// a `static`). Sending and receiving never allocate.
 ///
 /// The socket is switched to non-blocking mode; the blocking calls wait with
 /// `poll(2)`. Every call is usable from a poller: register [`AsFd`] for
@@ -345,6 +346,12 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             if let Some(e) = self.rx.pending.take() {
                 return Err(e);
             }
+            // Descriptors that came with bytes already delivered belong to
+            // no handle line: close them now and say so.
+            let stale = self.rx.fds.drop_stale(self.rx.next_offset());
+            if stale > 0 {
+                return Err(Error::UnclaimedFds(stale));
+            }
             if !self.tx.can_reply() {
                 // Too many ACK/NACKs owed: get them out before taking more.
                 self.flush_quietly()?;
@@ -415,10 +422,6 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     }
 
     fn process(&mut self, line: Line) -> Outcome {
-        let stale = self.rx.fds.drop_stale(line.offset);
-        if stale > 0 {
-            self.rx.pending.get_or_insert(Error::UnclaimedFds(stale));
-        }
         let bytes = &mut self.rx.buf[line.start..line.end];
         if line.looked_at {
             match bytes.first() {

@@ -55,6 +55,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs, unsafe_code)]
 
+mod buf;
 mod channel;
 mod envelope;
 mod error;

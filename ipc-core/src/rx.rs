@@ -13,6 +13,7 @@
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
+use crate::buf::{zeroed, Buf};
 use crate::envelope;
 use crate::error::Error;
 use crate::fdqueue::FdQueue;
@@ -50,7 +51,7 @@ pub(crate) enum Next {
 }
 
 pub(crate) struct Rx<const N: usize> {
-    pub buf: [u8; N],
+    pub buf: Buf<N>,
     start: usize,
     end: usize,
     /// No `\n` in `buf[start..searched]`.
@@ -74,7 +75,7 @@ impl<const N: usize> Rx<N> {
     pub fn new() -> Self {
         const { assert!(N >= 64, "the receive buffer must hold at least 64 bytes") };
         Rx {
-            buf: [0; N],
+            buf: zeroed(),
             start: 0,
             end: 0,
             searched: 0,
@@ -127,6 +128,14 @@ impl<const N: usize> Rx<N> {
             });
         }
         Some(Next::Line(line))
+    }
+
+    /// Stream offset where the next line to deliver starts.
+    pub fn next_offset(&self) -> u64 {
+        match self.skipping {
+            Some((offset, _)) => offset,
+            None => self.base + self.start as u64,
+        }
     }
 
     /// Takes the next line read-ahead has not looked at, leaving it buffered

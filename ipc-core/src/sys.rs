@@ -89,9 +89,10 @@ pub fn send_all_with_fds(
 pub struct Received {
     /// Bytes written to the buffer; 0 means the peer closed (EOF).
     pub bytes: usize,
-    /// The kernel cut the control data (`MSG_CTRUNC`): descriptors were lost,
-    /// because there were more than [`MAX_FDS_PER_CALL`] or the process is out
-    /// of descriptors (`RLIMIT_NOFILE`). Whatever did arrive has been closed,
+    /// The kernel cut the control data (`MSG_CTRUNC`), or more than
+    /// [`MAX_FDS_PER_CALL`] descriptors came: descriptors were lost, because
+    /// there were too many or the process is out of descriptors
+    /// (`RLIMIT_NOFILE`). Whatever did arrive has been closed,
     /// since it can no longer be matched to its message. The bytes are valid.
     pub fds_truncated: bool,
 }
@@ -117,15 +118,14 @@ pub fn recv_with_fds(
         let mut iov = [IoSliceMut::new(buf)];
         recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
     })?;
-    let fds_truncated = msg.flags.contains(ReturnFlags::CTRUNC);
+    let mut fds_truncated = msg.flags.contains(ReturnFlags::CTRUNC);
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = message {
             for fd in received {
-                // The buffer has room for exactly what the control space
-                // holds, so a push can only fail on a truncated read, whose
-                // descriptors are closed anyway.
-                if fds_truncated || fds.push(fd).is_err() {
-                    continue;
+                // The control space is rounded up and may hold a few more
+                // than MAX_FDS_PER_CALL: those count as cut off too.
+                if fds.push(fd).is_err() {
+                    fds_truncated = true;
                 }
             }
         }

@@ -11,6 +11,7 @@
 
 use rustix::fd::{AsFd, BorrowedFd};
 
+use crate::buf::{zeroed, Buf};
 use crate::error::Error;
 use crate::handle::{Handle, HandleKind, UdpFamily};
 use crate::json::JsonError;
@@ -65,7 +66,7 @@ pub(crate) fn kind_from_code(code: u8) -> HandleKind {
 }
 
 pub(crate) struct Tx<const N: usize> {
-    buf: [u8; N],
+    buf: Buf<N>,
     /// Bytes before `keep` are free.
     keep: usize,
     head: usize,
@@ -85,7 +86,7 @@ impl<const N: usize> Tx<N> {
     pub fn new() -> Self {
         const { assert!(N >= 64, "the send buffer must hold at least 64 bytes") };
         Tx {
-            buf: [0; N],
+            buf: zeroed(),
             keep: 0,
             head: 0,
             tail: 0,
@@ -285,6 +286,18 @@ impl<const N: usize> Tx<N> {
         let kind = f.handle.kind();
         if kind != HandleKind::Socket || f.retransmits >= MAX_HANDLE_RETRANSMISSIONS {
             return Err(Error::HandleNotReceived(kind));
+        }
+        if f.retransmits > 0 {
+            // Already in its nested form: Node wraps the *original* wrapper
+            // once on every retransmission, so the same bytes go again.
+            f.retransmits += 1;
+            self.head = f.start;
+            self.keep = f.start;
+            self.mid_frame = false;
+            return self
+                .queued
+                .push_front(f)
+                .map_err(|f| Error::HandleNotReceived(f.handle.kind()));
         }
         // Rebuild in place, ending where the old frame ended:
         // prefix + old line without its '\n' + "}\n".

@@ -1,1 +1,137 @@
-//! Helpers for the integration tests.
+//! Helpers shared by the integration tests: descriptor counting, a raw
+//! protocol peer that reads and writes exact bytes, and SIGPIPE control.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use ipc_core::sys::{self, ReceivedFds};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+/// Serializes the tests of one binary that count descriptors: the count is
+/// per process, and tests run on parallel threads.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Number of open descriptors of this process (`/proc/self/fd`, minus the
+/// one the listing itself uses).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+        - 1
+}
+
+/// Restores SIGPIPE's default action (death), which Rust's runtime replaces
+/// with "ignore": a write that forgets `MSG_NOSIGNAL` then kills the test.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler,
+    // so no Rust code runs in signal context.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// A connected blocking `AF_UNIX` stream pair.
+pub fn socket_pair() -> (OwnedFd, OwnedFd) {
+    rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair")
+}
+
+/// The far end of a channel, spoken to byte by byte.
+pub struct RawPeer {
+    pub sock: OwnedFd,
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl RawPeer {
+    /// Wraps a blocking socket.
+    pub fn new(sock: OwnedFd) -> Self {
+        RawPeer {
+            sock,
+            buf: Vec::new(),
+            fds: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` with `fds` on one `sendmsg`, all of it.
+    pub fn write(&self, bytes: &[u8], fds: &[&dyn AsFd]) {
+        let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        sys::send_all_with_fds(self.sock.as_fd(), bytes, &fds).expect("raw write");
+    }
+
+    /// Writes `bytes` with any number of descriptors in one `SCM_RIGHTS`
+    /// message (more than the library itself would send).
+    pub fn write_many_fds(&self, bytes: &[u8], fds: &[&dyn AsFd]) {
+        use std::mem::MaybeUninit;
+        let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        let n = rustix::net::sendmsg(
+            &self.sock,
+            &[std::io::IoSlice::new(bytes)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        )
+        .expect("sendmsg");
+        assert_eq!(n, bytes.len());
+    }
+
+    /// Reads until a whole line is buffered; returns it (with its `\n`)
+    /// and every descriptor received so far.
+    pub fn read_line(&mut self) -> (Vec<u8>, Vec<OwnedFd>) {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = self.buf.drain(..=i).collect();
+                return (line, std::mem::take(&mut self.fds));
+            }
+            let mut chunk = [0u8; 65536];
+            let mut fds = ReceivedFds::new();
+            let got =
+                sys::recv_with_fds(self.sock.as_fd(), &mut chunk, &mut fds).expect("raw read");
+            assert!(!got.fds_truncated, "raw peer lost descriptors");
+            assert!(
+                got.bytes > 0,
+                "EOF while waiting for a line; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..got.bytes]);
+            self.fds.extend(fds);
+        }
+    }
+
+    /// Reads a line and returns it as text, without its `\n`.
+    pub fn read_text(&mut self) -> String {
+        let (line, fds) = self.read_line();
+        assert!(
+            fds.is_empty(),
+            "unexpected descriptors with {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        String::from_utf8(line)
+            .expect("utf-8")
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    /// Whether bytes are waiting, without blocking.
+    pub fn has_data(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.sock,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&zero)).expect("poll") > 0
+    }
+}
