@@ -5,13 +5,14 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 use serde::Serialize;
 
-use crate::envelope::{self, Cmd, Envelope};
+use crate::envelope::{self, Envelope};
+
 use crate::error::{Error, SendError};
 use crate::fdqueue::Claim;
 use crate::handle::Handle;
 use crate::json::scan::Span;
 use crate::message::Message;
-use crate::rx::{Line, Next, Rx, MARK_DONE, MARK_GAVE_UP, MARK_STRAY};
+use crate::rx::{Delivery, Json, Line, Next, Rx, MARK_DONE, MARK_GAVE_UP, MARK_STRAY};
 use crate::sys;
 use crate::tx::{kind_code, kind_from_code, Reply, Tx};
 use crate::wire;
@@ -40,23 +41,45 @@ pub struct Channel<const RX: usize = DEFAULT_CAPACITY, const TX: usize = DEFAULT
     closed: bool,
 }
 
-/// Where the JSON of a message to deliver is.
-enum Json {
-    At(usize, usize),
-    /// A handle message without `msg` (Node: `undefined`).
-    Null,
-}
-
 /// What processing one received line came to.
 #[allow(clippy::large_enum_variant)] // short-lived; boxing would allocate
 enum Outcome {
-    Deliver {
-        json: Json,
-        cmd: Option<Cmd>,
-        handle: Option<Handle>,
-    },
+    Deliver(Delivery),
     Skip,
     Fail(Error),
+}
+
+/// Sends while a received [`Message`] is still borrowed (see
+/// [`Channel::recv_with_sender`]): queues and writes without blocking.
+pub struct Sender<'a, const TX: usize> {
+    tx: &'a mut Tx<TX>,
+    sock: BorrowedFd<'a>,
+    closed: &'a mut bool,
+}
+
+impl<const TX: usize> core::fmt::Debug for Sender<'_, TX> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sender")
+            .field("sock", &self.sock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const TX: usize> Sender<'_, TX> {
+    /// Like [`Channel::try_send`].
+    pub fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        if *self.closed {
+            return Err(Error::Disconnected);
+        }
+        self.tx.push_frame(|buf| wire::plain_frame(buf, msg))?;
+        match self.tx.flush(self.sock) {
+            Ok(()) | Err(Error::WouldBlock) => Ok(()),
+            Err(e) => {
+                *self.closed |= e.is_fatal();
+                Err(e)
+            }
+        }
+    }
 }
 
 impl<const RX: usize, const TX: usize> core::fmt::Debug for Channel<RX, TX> {
@@ -231,13 +254,31 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// Waits for the next message. Errors that concern one bad frame leave
     /// the channel usable ([`Error::is_fatal`] is false for them).
     pub fn recv(&mut self) -> Result<Message<'_>, Error> {
-        self.receive(true)
+        let d = self.receive(true)?;
+        Ok(self.rx.message(d))
     }
 
     /// The next message if one can be had without blocking, else
     /// `Err(WouldBlock)`.
     pub fn try_recv(&mut self) -> Result<Message<'_>, Error> {
-        self.receive(false)
+        let d = self.receive(false)?;
+        Ok(self.rx.message(d))
+    }
+
+    /// [`recv`](Self::recv) (or, with `block == false`, `try_recv`), plus a
+    /// [`Sender`] usable while the message is borrowed: to answer a query
+    /// before handing the message on.
+    pub fn recv_with_sender(
+        &mut self,
+        block: bool,
+    ) -> Result<(Message<'_>, Sender<'_, TX>), Error> {
+        let d = self.receive(block)?;
+        let sender = Sender {
+            tx: &mut self.tx,
+            sock: self.sock.as_fd(),
+            closed: &mut self.closed,
+        };
+        Ok((self.rx.message(d), sender))
     }
 
     /// Closes the channel the way Node's `disconnect()` does: what is queued
@@ -340,7 +381,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         Ok(())
     }
 
-    fn receive(&mut self, block: bool) -> Result<Message<'_>, Error> {
+    fn receive(&mut self, block: bool) -> Result<Delivery, Error> {
         self.check_open()?;
         loop {
             if let Some(e) = self.rx.pending.take() {
@@ -397,16 +438,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             match outcome {
                 Outcome::Skip => continue,
                 Outcome::Fail(e) => return Err(e),
-                Outcome::Deliver { json, cmd, handle } => {
-                    let json = match json {
-                        Json::At(s, e) => &mut self.rx.buf[s..e],
-                        Json::Null => {
-                            self.rx.null = *b"null";
-                            &mut self.rx.null[..]
-                        }
-                    };
-                    return Ok(Message::new(json, cmd, handle));
-                }
+                Outcome::Deliver(d) => return Ok(d),
             }
         }
     }
@@ -454,11 +486,11 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                 .tx
                 .on_nack()
                 .map_or_else(Outcome::Fail, |()| Outcome::Skip),
-            Ok(Envelope::Message { value, cmd }) => Outcome::Deliver {
+            Ok(Envelope::Message { value, cmd }) => Outcome::Deliver(Delivery {
                 json: at(value),
                 cmd,
                 handle: None,
-            },
+            }),
             Ok(Envelope::Handle {
                 kind,
                 msg,
@@ -483,11 +515,11 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                         } else {
                             at(msg)
                         };
-                        Outcome::Deliver {
+                        Outcome::Deliver(Delivery {
                             json,
                             cmd: msg_cmd,
                             handle: Some(handle),
-                        }
+                        })
                     }
                     (Claim::Fd(_closed), None) => Outcome::Fail(Error::UnknownHandleType),
                     (Claim::Lost, _) => Outcome::Fail(Error::FdsTruncated),

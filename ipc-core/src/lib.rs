@@ -68,7 +68,7 @@ pub mod sys;
 pub mod tx;
 pub mod wire;
 
-pub use channel::{Channel, DEFAULT_CAPACITY};
+pub use channel::{Channel, Sender, DEFAULT_CAPACITY};
 pub use envelope::{Cmd, MAX_CMD_LEN};
 pub use error::{Error, SendError};
 pub use handle::{Handle, HandleKind, Key, UdpFamily, MAX_KEY_LEN};

@@ -14,9 +14,11 @@ use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
 use crate::buf::{zeroed, Buf};
-use crate::envelope;
+use crate::envelope::{self, Cmd};
 use crate::error::Error;
 use crate::fdqueue::FdQueue;
+use crate::handle::Handle;
+use crate::message::Message;
 use crate::sys::{self, ReceivedFds};
 
 /// First byte of a read-ahead line whose ACK/NACK was handled.
@@ -26,6 +28,22 @@ pub(crate) const MARK_STRAY: u8 = 0x01;
 /// First byte of a read-ahead NACK that made us give a handle up; the second
 /// byte says which kind (see [`crate::tx::kind_code`]).
 pub(crate) const MARK_GAVE_UP: u8 = 0x02;
+
+/// Where the JSON of a message to deliver is.
+#[derive(Debug)]
+pub(crate) enum Json {
+    At(usize, usize),
+    /// A handle message without `msg` (Node: `undefined`).
+    Null,
+}
+
+/// A message ready for the user, by position in the buffer.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub json: Json,
+    pub cmd: Option<Cmd>,
+    pub handle: Option<Handle>,
+}
 
 /// A complete line, by index into the buffer and by stream offset.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +146,18 @@ impl<const N: usize> Rx<N> {
             });
         }
         Some(Next::Line(line))
+    }
+
+    /// The message `d` describes, borrowing the buffer.
+    pub fn message(&mut self, d: Delivery) -> Message<'_> {
+        let json = match d.json {
+            Json::At(s, e) => &mut self.buf[s..e],
+            Json::Null => {
+                self.null = *b"null";
+                &mut self.null[..]
+            }
+        };
+        Message::new(json, d.cmd, d.handle)
     }
 
     /// Stream offset where the next line to deliver starts.

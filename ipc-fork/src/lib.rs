@@ -1,1 +1,41 @@
-//! ipc-fork
+//! Node's `child_process.fork()` for Rust: start a child with a message
+//! channel ([`Command`]), or find the channel as the child ([`parent`]).
+//! Either side may be Node.
+//!
+//! ```no_run
+//! use ipc_fork::{Command, Event};
+//!
+//! // Parent: start this program again as a worker, send it a message.
+//! let mut child = Command::current_exe()?.arg("worker").spawn()?;
+//! child.send(&"hello")?;
+//! while let Ok(event) = child.recv() {
+//!     match event {
+//!         Event::Message(msg, _handle) => println!("child says {}", msg.as_str()),
+//!         Event::Exit(status) => println!("child exited: {status}"),
+//!         _ => {}
+//!     }
+//! }
+//!
+//! // Child: echo every message back.
+//! let mut parent = ipc_fork::parent()?;
+//! while let Ok(Event::Message(msg, _)) = parent.recv() {
+//!     let text = msg.as_str().to_owned();
+//!     parent.send(&ipc_core::json::RawJson::new(&text)?)?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs, unsafe_code)]
+
+mod child;
+mod command;
+mod endpoint;
+mod parent;
+
+pub use child::Child;
+pub use command::Command;
+pub use endpoint::{Endpoint, Event};
+pub use parent::{has_parent, parent, Parent, ParentError};
+
+/// The descriptor number the child's end of the channel gets (Node uses the
+/// index of `'ipc'` in `stdio`; `fork()` puts it at 3).
+pub const CHANNEL_FD: i32 = 3;

@@ -1,0 +1,242 @@
+//! [`Server`]: a listening stream socket, TCP or UNIX.
+
+use std::io;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ipc_core::{Handle, HandleKind};
+use rustix::event::PollFlags;
+use rustix::net::SocketFlags;
+
+use crate::addr::Addr;
+use crate::socket::Socket;
+use crate::tally::{Counted, Tally};
+use crate::verify::{inspect, Family, HandleError};
+use crate::wait::blocking;
+
+/// A listening socket: TCP over IPv4/IPv6, or UNIX domain (path or
+/// abstract). Node's `net.Server`.
+///
+/// `accept` blocks even when the descriptor is non-blocking (a Node process
+/// that holds the same server sets `O_NONBLOCK` on it): several processes
+/// accepting from one server is the point.
+#[derive(Debug)]
+pub struct Server {
+    listener: Listener,
+    key: Arc<str>,
+    tally: Arc<Tally>,
+    /// 0 = no limit.
+    max_connections: Arc<AtomicUsize>,
+}
+
+#[derive(Debug)]
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Node's `_connectionKey`: `addressType:address:port`, from what was given
+/// to `listen()`.
+fn key_of(kind: &str, address: &str, port: &str) -> Arc<str> {
+    format!("{kind}:{address}:{port}").into()
+}
+
+fn inet_key(addr: std::net::SocketAddr) -> Arc<str> {
+    let kind = if addr.is_ipv4() { "4" } else { "6" };
+    key_of(kind, &addr.ip().to_string(), &addr.port().to_string())
+}
+
+impl Server {
+    /// Binds and listens on a TCP address (`"127.0.0.1:0"` for a port the
+    /// kernel picks). The key uses the address as given, like Node's.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
+        let requested = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        let listener = TcpListener::bind(requested)?;
+        let mut server = Server::from(listener);
+        server.key = inet_key(requested);
+        Ok(server)
+    }
+
+    /// Binds and listens on a UNIX socket path.
+    pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
+        let path = path.as_ref();
+        let listener = UnixListener::bind(path)?;
+        let mut server = Server::from(listener);
+        server.key = key_of("-1", &path.display().to_string(), "-1");
+        Ok(server)
+    }
+
+    fn new(listener: Listener, key: Arc<str>) -> Server {
+        Server {
+            listener,
+            key,
+            tally: Arc::default(),
+            max_connections: Arc::default(),
+        }
+    }
+
+    /// Adopts a descriptor after checking with the kernel that it is a
+    /// listening stream socket. On error the descriptor is closed.
+    pub fn from_fd(fd: OwnedFd) -> Result<Server, HandleError> {
+        let k = inspect(&fd)?;
+        if !k.stream {
+            return Err(HandleError::WrongType);
+        }
+        if !k.listening {
+            return Err(HandleError::NotListening);
+        }
+        Ok(match k.family {
+            Family::Unix => Server::from(UnixListener::from(fd)),
+            Family::V4 | Family::V6 => Server::from(TcpListener::from(fd)),
+        })
+    }
+
+    /// Waits for a connection and accepts it (close-on-exec). Past
+    /// [`set_max_connections`](Self::set_max_connections) new connections
+    /// are closed at once, as Node does.
+    pub fn accept(&self) -> io::Result<Socket> {
+        loop {
+            let fd = blocking(self, PollFlags::IN, || {
+                rustix::net::accept_with(self, SocketFlags::CLOEXEC)
+            })?;
+            let max = self.max_connections.load(Ordering::Acquire);
+            if max != 0 && self.tally.open() >= max {
+                drop(fd);
+                continue;
+            }
+            let counted = Some(Counted::new(&self.tally));
+            return Ok(match self.listener {
+                Listener::Tcp(_) => Socket::accepted(
+                    std::net::TcpStream::from(fd).into(),
+                    Arc::clone(&self.key),
+                    counted,
+                ),
+                Listener::Unix(_) => Socket::accepted(
+                    std::os::unix::net::UnixStream::from(fd).into(),
+                    Arc::clone(&self.key),
+                    counted,
+                ),
+            });
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<Addr> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().map(Addr::Inet),
+            Listener::Unix(l) => l.local_addr().map(Addr::Unix),
+        }
+    }
+
+    /// Node's connection key for this server (`4:127.0.0.1:0`,
+    /// `-1:/run/app.sock:-1`): sockets accepted here carry it when sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Connections accepted here and still open, or `None` once any has been
+    /// sent to another process (the count is then unknown here; ask the
+    /// receivers with `NODE_SOCKET_GET_COUNT`, see [`crate::accounting`]).
+    pub fn connections(&self) -> Option<usize> {
+        (!self.tally.sent_away()).then(|| self.tally.open())
+    }
+
+    /// Refuses (closes) connections beyond `max` open ones, like Node's
+    /// `server.maxConnections`. `None` lifts the limit. Once a connection
+    /// has been sent away the count no longer sees it, so the limit counts
+    /// only the connections still here: unreliable from then on.
+    pub fn set_max_connections(&self, max: Option<usize>) {
+        self.max_connections
+            .store(max.unwrap_or(0), Ordering::Release);
+    }
+
+    /// Another handle to the same listening socket (`dup`, close-on-exec),
+    /// sharing the connection count.
+    pub fn try_clone(&self) -> io::Result<Server> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(self, 0)?;
+        let listener = match self.listener {
+            Listener::Tcp(_) => Listener::Tcp(TcpListener::from(fd)),
+            Listener::Unix(_) => Listener::Unix(UnixListener::from(fd)),
+        };
+        Ok(Server {
+            listener,
+            key: Arc::clone(&self.key),
+            tally: Arc::clone(&self.tally),
+            max_connections: Arc::clone(&self.max_connections),
+        })
+    }
+
+    /// A `net.Server` handle for sending while this server keeps serving
+    /// here (Node's default for servers): both processes then accept from
+    /// the same queue.
+    pub fn to_handle(&self) -> io::Result<Handle> {
+        Ok(Handle::new(
+            HandleKind::Server,
+            rustix::io::fcntl_dupfd_cloexec(self, 0)?,
+        ))
+    }
+
+    /// Gives the server away as a `net.Server` handle.
+    pub fn into_handle(self) -> Handle {
+        Handle::new(HandleKind::Server, OwnedFd::from(self))
+    }
+
+    /// The std listener, if this is TCP.
+    pub fn into_tcp(self) -> Result<TcpListener, Server> {
+        match self.listener {
+            Listener::Tcp(l) => Ok(l),
+            listener => Err(Server { listener, ..self }),
+        }
+    }
+
+    /// The std listener, if this is a UNIX socket.
+    pub fn into_unix(self) -> Result<UnixListener, Server> {
+        match self.listener {
+            Listener::Unix(l) => Ok(l),
+            listener => Err(Server { listener, ..self }),
+        }
+    }
+}
+
+impl From<TcpListener> for Server {
+    fn from(l: TcpListener) -> Server {
+        let key = l.local_addr().map(inet_key).unwrap_or_else(|_| "".into());
+        Server::new(Listener::Tcp(l), key)
+    }
+}
+
+impl From<UnixListener> for Server {
+    fn from(l: UnixListener) -> Server {
+        let path = l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
+        let key = key_of("-1", path.as_deref().unwrap_or("null"), "-1");
+        Server::new(Listener::Unix(l), key)
+    }
+}
+
+impl AsFd for Server {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.listener {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+        }
+    }
+}
+
+impl From<Server> for OwnedFd {
+    fn from(s: Server) -> OwnedFd {
+        match s.listener {
+            Listener::Tcp(l) => l.into(),
+            Listener::Unix(l) => l.into(),
+        }
+    }
+}
