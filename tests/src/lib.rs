@@ -135,3 +135,25 @@ impl RawPeer {
         rustix::event::poll(&mut fds, Some(&zero)).expect("poll") > 0
     }
 }
+
+/// What the `test-child` program reports back over its channel.
+#[derive(Debug, serde::Deserialize)]
+pub struct Report {
+    /// Always "child".
+    pub role: String,
+    /// `started`, `served`, `refused`, `internal`, `error`, `released`.
+    pub what: String,
+    /// Free text about it.
+    pub detail: String,
+    /// The child's open descriptor count at that moment.
+    pub fds: usize,
+}
+
+/// Waits for the next user message from `child` and reads it as a
+/// [`Report`]; other events are a test failure.
+pub fn next_report(child: &mut ipc_fork::Child) -> Report {
+    match child.recv().expect("event from child") {
+        ipc_fork::Event::Message(mut msg, None) => msg.parse().expect("a report"),
+        other => panic!("expected a report, got {other:?}"),
+    }
+}

@@ -1,0 +1,175 @@
+//! The child side of the integration tests: one program, several roles,
+//! chosen by the first argument. Every role speaks through `ipc_fork::parent`.
+
+use std::io::{Read, Write};
+
+use ipc_core::json::RawJson;
+use ipc_fork::Event;
+use ipc_net::{Received, Server};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    role: &'a str,
+    what: &'a str,
+    detail: String,
+    fds: usize,
+}
+
+fn main() {
+    let role = std::env::args().nth(1).unwrap_or_default();
+    match role.as_str() {
+        "no-channel" => match ipc_fork::parent() {
+            Err(e) => println!("{e:?}"),
+            Ok(_) => println!("has a channel"),
+        },
+        "listen-fds" => listen_fds(),
+        _ => with_parent(&role),
+    }
+}
+
+fn fd_count() -> usize {
+    integration_tests::fd_count()
+}
+
+fn with_parent(role: &str) {
+    let mut parent = ipc_fork::parent().expect("parent channel");
+    let env_left = std::env::var_os("NODE_CHANNEL_FD").is_some()
+        || std::env::var_os("NODE_CHANNEL_SERIALIZATION_MODE").is_some();
+    let report = |parent: &mut ipc_fork::Parent, what: &str, detail: String| {
+        let r = Report {
+            role: "child",
+            what,
+            detail,
+            fds: fd_count(),
+        };
+        parent.send(&r).expect("report");
+    };
+    match role {
+        "exit" => {
+            let code = std::env::args()
+                .nth(2)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            std::process::exit(code);
+        }
+        "crash-mid-message" => {
+            // Half a line on the channel, then die.
+            let fd = rustix::io::fcntl_dupfd_cloexec(&*parent, 0).unwrap();
+            let mut raw = std::os::unix::net::UnixStream::from(fd);
+            raw.write_all(b"{\"half\":").unwrap();
+            std::process::abort();
+        }
+        "disconnect" => {
+            parent.send(&"bye").unwrap();
+            parent.disconnect().unwrap();
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+    // "echo": report the start state, then serve whatever comes.
+    let cloexec = rustix::io::fcntl_getfd(&*parent)
+        .unwrap()
+        .contains(rustix::io::FdFlags::CLOEXEC);
+    // Sockets among the open descriptors: only the channel may be one.
+    let sockets: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            target
+                .to_string_lossy()
+                .starts_with("socket:")
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    report(
+        &mut parent,
+        "started",
+        format!(
+            "env_left={env_left} cloexec={cloexec} sockets={}",
+            sockets.join(",")
+        ),
+    );
+
+    let mut held = Vec::new();
+    loop {
+        let event = match parent.recv() {
+            Ok(e) => e,
+            Err(e) if !e.is_fatal() => {
+                let detail = e.to_string();
+                report(&mut parent, "error", detail);
+                continue;
+            }
+            Err(e) => panic!("channel failed: {e}"),
+        };
+        match event {
+            Event::Message(msg, None) => {
+                if msg.as_str() == "\"release\"" {
+                    drop(msg);
+                    held.clear();
+                    report(&mut parent, "released", String::new());
+                    continue;
+                }
+                let text = msg.as_str().to_owned();
+                parent.send(&RawJson::new(&text).unwrap()).unwrap();
+            }
+            Event::Message(msg, Some(Err(e))) => {
+                let detail = format!("{} {e:?}", msg.as_str());
+                report(&mut parent, "refused", detail);
+            }
+            Event::Message(msg, Some(Ok(received))) => {
+                let hold = msg.as_str() == "\"hold\"";
+                let detail = serve(received, hold, &mut held);
+                report(&mut parent, "served", detail);
+            }
+            Event::Internal(msg, _) => {
+                let detail = msg.as_str().to_owned();
+                report(&mut parent, "internal", detail);
+            }
+            Event::Disconnect | Event::Exit(_) => break,
+        }
+    }
+}
+
+/// Uses a received handle for real and says what happened.
+fn serve(received: Received, hold: bool, held: &mut Vec<ipc_net::Socket>) -> String {
+    match received {
+        Received::Server(server) => {
+            let mut conn = server.accept().unwrap();
+            conn.write_all(b"handled by child\n").unwrap();
+            format!("server {}", server.local_addr().unwrap())
+        }
+        Received::Socket(mut socket) => {
+            socket.write_all(b"socket answered by child\n").unwrap();
+            let detail = format!("socket key={:?}", socket.key());
+            if hold {
+                held.push(socket);
+            }
+            detail
+        }
+        Received::Datagram(d) => {
+            let mut buf = [0u8; 64];
+            let (n, from) = d.recv_from(&mut buf).unwrap();
+            d.send_to(b"pong", from).unwrap();
+            format!("datagram {}", String::from_utf8_lossy(&buf[..n]))
+        }
+    }
+}
+
+/// Adopts the listener systemd (or a test) passed, says where it listens,
+/// and answers one connection.
+fn listen_fds() {
+    let servers = ipc_net::systemd::listen_servers().expect("LISTEN_FDS");
+    let left = std::env::var_os("LISTEN_FDS").is_some();
+    let [(name, server)]: [(String, Server); 1] = servers.try_into().expect("exactly one listener");
+    println!(
+        "listening {} name={name} env_left={left}",
+        server.local_addr().unwrap()
+    );
+    std::io::stdout().flush().unwrap();
+    let mut conn = server.accept().unwrap();
+    let mut buf = [0u8; 4];
+    conn.read_exact(&mut buf).unwrap();
+    conn.write_all(b"adopted\n").unwrap();
+}

@@ -1,0 +1,142 @@
+//! ipc-fork: real child processes, exit statuses, disconnects from either
+//! side, crashes, and a process started without a channel.
+
+use std::os::unix::process::ExitStatusExt;
+
+use integration_tests::next_report;
+use ipc_fork::{Command, Event};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_test-child");
+
+fn spawn(role: &str) -> ipc_fork::Child {
+    Command::new(CHILD)
+        .arg(role)
+        .spawn()
+        .expect("spawn test-child")
+}
+
+fn expect_disconnect_then_exit(child: &mut ipc_fork::Child) -> std::process::ExitStatus {
+    loop {
+        match child.recv().expect("event") {
+            Event::Disconnect => break,
+            Event::Message(m, _) => eprintln!("(late message {})", m.as_str()),
+            other => panic!("expected Disconnect, got {other:?}"),
+        }
+    }
+    match child.recv().expect("event") {
+        Event::Exit(status) => status,
+        other => panic!("expected Exit, got {other:?}"),
+    }
+}
+
+#[test]
+fn child_finds_its_channel_and_echoes() {
+    let mut child = spawn("echo");
+    let start = next_report(&mut child);
+    // Env unset by parent(), channel fd marked close-on-exec, and the
+    // channel the only socket.
+    assert_eq!(start.detail, "env_left=false cloexec=true sockets=3");
+    #[derive(serde::Serialize)]
+    struct Nested<'a> {
+        text: &'a str,
+        list: (u8, &'a str),
+    }
+    child
+        .send(&Nested {
+            text: "héllo \u{2028} \"quoted\" 😀",
+            list: (1, "ü"),
+        })
+        .unwrap();
+    match child.recv().unwrap() {
+        Event::Message(m, None) => assert_eq!(
+            m.as_str(),
+            "{\"text\":\"héllo \u{2028} \\\"quoted\\\" 😀\",\"list\":[1,\"ü\"]}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    child.disconnect().unwrap();
+    assert!(expect_disconnect_then_exit(&mut child).success());
+    assert!(matches!(child.recv(), Err(ipc_core::Error::Disconnected)));
+}
+
+#[test]
+fn exit_status_is_reported_after_disconnect() {
+    let mut child = spawn("exit");
+    child.send(&"ignored").ok();
+    let status = expect_disconnect_then_exit(&mut child);
+    assert_eq!(status.code(), Some(0));
+    let mut child = Command::new(CHILD).args(["exit", "7"]).spawn().unwrap();
+    assert_eq!(expect_disconnect_then_exit(&mut child).code(), Some(7));
+}
+
+#[test]
+fn kill_gives_disconnect_and_a_signal_status() {
+    let mut child = spawn("echo");
+    next_report(&mut child);
+    child.kill().unwrap();
+    let status = expect_disconnect_then_exit(&mut child);
+    assert_eq!(status.signal(), Some(9));
+}
+
+#[test]
+fn child_side_disconnect() {
+    let mut child = spawn("disconnect");
+    match child.recv().unwrap() {
+        Event::Message(m, None) => assert_eq!(m.as_str(), "\"bye\""),
+        other => panic!("{other:?}"),
+    }
+    assert!(expect_disconnect_then_exit(&mut child).success());
+}
+
+#[test]
+fn child_crashing_mid_message_is_a_disconnect_not_a_hang() {
+    let mut child = spawn("crash-mid-message");
+    let status = expect_disconnect_then_exit(&mut child);
+    assert_eq!(status.signal(), Some(libc::SIGABRT));
+}
+
+#[test]
+fn no_channel_is_a_clear_answer() {
+    let out = std::process::Command::new(CHILD)
+        .arg("no-channel")
+        .env_remove("NODE_CHANNEL_FD")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "NoChannel");
+}
+
+#[test]
+fn advanced_serialization_is_refused() {
+    let out = std::process::Command::new(CHILD)
+        .arg("no-channel")
+        .env("NODE_CHANNEL_FD", "0")
+        .env("NODE_CHANNEL_SERIALIZATION_MODE", "advanced")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "AdvancedSerialization"
+    );
+}
+
+/// Children started at the same time from several threads inherit their
+/// own channel and no other socket: no other channel's end leaks in.
+#[test]
+fn concurrent_spawns_leak_no_descriptors() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let mut child = spawn("echo");
+                let start = next_report(&mut child);
+                child.disconnect().unwrap();
+                expect_disconnect_then_exit(&mut child);
+                start.detail
+            })
+        })
+        .collect();
+    for t in threads {
+        let detail = t.join().unwrap();
+        assert!(detail.ends_with(" sockets=3"), "child had {detail}");
+    }
+}

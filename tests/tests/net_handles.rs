@@ -1,0 +1,293 @@
+//! ipc-net: each handle kind sent to a real child process and used there;
+//! every kind of type lie refused with no descriptor leaked; connection
+//! counts; socket activation.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+use integration_tests::next_report;
+use ipc_core::{Handle, HandleKind, UdpFamily};
+use ipc_fork::Command;
+use ipc_net::{Datagram, Server, Socket};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_test-child");
+
+fn echo_child() -> (ipc_fork::Child, usize) {
+    let mut child = Command::new(CHILD).arg("echo").spawn().unwrap();
+    let start = next_report(&mut child);
+    assert_eq!(start.what, "started");
+    (child, start.fds)
+}
+
+fn read_line(r: impl Read) -> String {
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn server_sent_by_reference_serves_in_the_child() {
+    let (mut child, _) = echo_child();
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    child
+        .send_handle(&"server", server.to_handle().unwrap())
+        .unwrap();
+    // Only the child accepts here, so the answer must be the child's.
+    let client = TcpStream::connect(addr).unwrap();
+    assert_eq!(read_line(client), "handled by child\n");
+    assert_eq!(next_report(&mut child).what, "served");
+    // The parent's copy still works.
+    let _c = TcpStream::connect(addr).unwrap();
+    server.accept().unwrap();
+    child.disconnect().unwrap();
+}
+
+#[test]
+fn accepted_socket_moves_to_the_child_and_is_answered() {
+    let (mut child, _) = echo_child();
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let conn = server.accept().unwrap();
+    assert_eq!(server.connections(), Some(1));
+    child.send_handle(&"socket", conn.into_handle()).unwrap();
+    // Once a socket has left, the count is unknown here.
+    assert_eq!(server.connections(), None);
+    assert_eq!(read_line(client), "socket answered by child\n");
+    let report = next_report(&mut child);
+    assert_eq!(report.detail, "socket key=Some(\"4:127.0.0.1:0\")");
+    child.disconnect().unwrap();
+}
+
+#[test]
+fn connection_count_follows_accept_and_drop() {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    assert_eq!(server.connections(), Some(0));
+    let _c1 = TcpStream::connect(addr).unwrap();
+    let _c2 = TcpStream::connect(addr).unwrap();
+    let a = server.accept().unwrap();
+    let b = server.accept().unwrap();
+    assert_eq!(server.connections(), Some(2));
+    drop(a);
+    assert_eq!(server.connections(), Some(1));
+    drop(b);
+    assert_eq!(server.connections(), Some(0));
+    // maxConnections: a connection over the limit is closed at once.
+    server.set_max_connections(Some(1));
+    let _c3 = TcpStream::connect(addr).unwrap();
+    let kept = server.accept().unwrap();
+    let mut c4 = TcpStream::connect(addr).unwrap();
+    std::thread::scope(|s| {
+        let accepting = s.spawn(|| server.accept().unwrap());
+        // c4 is refused while `kept` is open: it reads EOF.
+        let mut buf = [0u8; 1];
+        assert_eq!(c4.read(&mut buf).unwrap_or(0), 0);
+        drop(kept);
+        let mut c5 = TcpStream::connect(addr).unwrap();
+        let mut served = accepting.join().unwrap();
+        served.write_all(b"!").unwrap();
+        c5.read_exact(&mut buf).unwrap();
+    });
+}
+
+#[test]
+fn unix_listener_serves_in_the_child() {
+    let dir = std::env::temp_dir().join(format!("ipc-net-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.sock");
+    let _ = std::fs::remove_file(&path);
+    let (mut child, _) = echo_child();
+    let server = Server::bind_unix(&path).unwrap();
+    assert_eq!(server.key(), format!("-1:{}:-1", path.display()));
+    child.send_handle(&"server", server.into_handle()).unwrap();
+    let client = UnixStream::connect(&path).unwrap();
+    assert_eq!(read_line(client), "handled by child\n");
+    assert!(next_report(&mut child).detail.starts_with("server "));
+    child.disconnect().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn datagram_round_trip_through_the_child() {
+    let (mut child, _) = echo_child();
+    let d = Datagram::bind("127.0.0.1:0").unwrap();
+    let addr = d.local_addr().unwrap();
+    child.send_handle(&"udp", d.into_handle()).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"ping", addr).unwrap();
+    let mut buf = [0u8; 8];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"pong"[..], addr));
+    assert_eq!(next_report(&mut child).detail, "datagram ping");
+    child.disconnect().unwrap();
+}
+
+/// Lies: the tag says one thing, the kernel another. The child refuses each
+/// with a typed error, closes the descriptor (its count stays put), and the
+/// channel keeps working.
+#[test]
+fn type_lies_are_refused_without_leaks() {
+    let (mut child, baseline) = echo_child();
+    let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
+    let (pipe_r, _pipe_w) = rustix::pipe::pipe().unwrap();
+    let udp: OwnedFd = UdpSocket::bind("127.0.0.1:0").unwrap().into();
+    let bound_not_listening: OwnedFd = {
+        let s = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        rustix::net::bind(&s, &"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap()).unwrap();
+        s
+    };
+    let listener: OwnedFd = TcpListener::bind("127.0.0.1:0").unwrap().into();
+    let tcp4: OwnedFd = UdpSocket::bind("127.0.0.1:0").unwrap().into();
+    let lies = [
+        (HandleKind::Server, file, "NotASocket"),
+        (HandleKind::Socket, pipe_r, "NotASocket"),
+        (HandleKind::Server, udp, "WrongType"),
+        (HandleKind::Server, bound_not_listening, "NotListening"),
+        (HandleKind::Socket, listener, "Listening"),
+        (HandleKind::Dgram(UdpFamily::V6), tcp4, "WrongFamily"),
+    ];
+    for (kind, fd, want) in lies {
+        child.send_handle(&"lie", Handle::new(kind, fd)).unwrap();
+        let r = next_report(&mut child);
+        assert_eq!(
+            (r.what.as_str(), r.detail.as_str()),
+            ("refused", format!("\"lie\" {want}").as_str())
+        );
+        assert_eq!(r.fds, baseline, "child leaked a descriptor after {want}");
+    }
+    child.send(&"still there").unwrap();
+    match child.recv().unwrap() {
+        ipc_fork::Event::Message(m, None) => assert_eq!(m.as_str(), "\"still there\""),
+        other => panic!("{other:?}"),
+    }
+    child.disconnect().unwrap();
+}
+
+#[test]
+fn received_lies_in_process_close_the_descriptor() {
+    let before = integration_tests::fd_count();
+    let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
+    assert_eq!(
+        Server::from_fd(file).unwrap_err(),
+        ipc_net::HandleError::NotASocket
+    );
+    let (a, _b) = UnixStream::pair().unwrap();
+    assert_eq!(
+        Server::from_fd(a.into()).unwrap_err(),
+        ipc_net::HandleError::NotListening
+    );
+    drop(_b);
+    assert_eq!(integration_tests::fd_count(), before);
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut s = Socket::from_fd(a.into()).unwrap();
+    s.write_all(b"x").unwrap();
+    let mut got = [0u8];
+    (&b).read_exact(&mut got).unwrap();
+}
+
+/// `LISTEN_FDS` adoption: a listener at descriptor 3, `LISTEN_PID` set to
+/// the child's own pid (the shell's `$$` survives `exec`).
+#[test]
+fn listen_fds_adoption() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fd: OwnedFd = listener.into();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        &format!("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec {CHILD} listen-fds"),
+    ]);
+    cmd.stdout(std::process::Stdio::piped());
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: between fork and exec; dup2/fcntl on integers are
+    // async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // dup2 onto itself would keep close-on-exec.
+            let rc = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let mut proc = cmd.spawn().unwrap();
+    drop(fd);
+    let mut out = BufReader::new(proc.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("listening {addr} name=web env_left=false")
+    );
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"ping").unwrap();
+    assert_eq!(read_line(c), "adopted\n");
+    assert!(proc.wait().unwrap().success());
+}
+
+/// The same with systemd's own tool, when the machine has it.
+#[test]
+fn listen_fds_with_systemd_socket_activate() {
+    if std::process::Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-socket-activate is not installed");
+        return;
+    }
+    // The tool needs a port up front: borrow one from the kernel.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proc = std::process::Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "--fdname=web",
+            CHILD,
+            "listen-fds",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // It listens before it starts the child; the child starts on the first
+    // connection.
+    let mut c = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) => std::thread::yield_now(),
+        }
+    };
+    c.write_all(b"ping").unwrap();
+    assert_eq!(read_line(&mut c), "adopted\n");
+    let mut out = String::new();
+    proc.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(
+        out.trim(),
+        format!("listening 127.0.0.1:{port} name=web env_left=false")
+    );
+    assert!(proc.wait().unwrap().success());
+}
