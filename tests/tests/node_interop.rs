@@ -1,0 +1,122 @@
+//! Wire compatibility with a real `node`, both directions. Without `node`
+//! on the machine these tests say so and pass, except under CI, where
+//! `node` is required (`.ci/run` installs it).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+
+use ipc_fork::{Command, Event};
+use ipc_net::Server;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_test-child");
+
+fn node_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("node")
+        .join(name)
+}
+
+fn have_node() -> bool {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node is required under CI"
+        );
+        eprintln!("skipped: node is not installed");
+    }
+    found
+}
+
+#[test]
+fn node_parent_drives_a_rust_child() {
+    if !have_node() {
+        return;
+    }
+    let out = std::process::Command::new("node")
+        .arg(node_script("parent-of-rust.js"))
+        .arg(CHILD)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("PASS"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+}
+
+fn recv_json(child: &mut ipc_fork::Child) -> String {
+    match child.recv().expect("event") {
+        Event::Message(m, None) => m.as_str().to_owned(),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[test]
+fn rust_parent_drives_a_node_child() {
+    if !have_node() {
+        return;
+    }
+    let mut child = Command::new("node")
+        .arg(node_script("child.js"))
+        .spawn()
+        .unwrap();
+    // Non-ASCII, U+2028, escapes and nesting survive the round trip.
+    #[derive(serde::Serialize)]
+    struct Msg<'a> {
+        text: &'a str,
+        nested: (u32, Option<bool>, &'a str),
+    }
+    child
+        .send(&Msg {
+            text: "héllo \u{2028} \"q\" \\ 😀",
+            nested: (1, None, "ü"),
+        })
+        .unwrap();
+    assert_eq!(
+        recv_json(&mut child),
+        "{\"text\":\"héllo \u{2028} \\\"q\\\" \\\\ 😀\",\"nested\":[1,null,\"ü\"]}"
+    );
+
+    // A server, by reference: the Node child accepts and answers.
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    child
+        .send_handle(&"server", server.to_handle().unwrap())
+        .unwrap();
+    assert_eq!(
+        recv_json(&mut child),
+        "{\"served\":\"server\",\"listening\":true}"
+    );
+    drop(server); // only the child accepts now
+    let mut line = String::new();
+    BufReader::new(TcpStream::connect(addr).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "handled by node child\n");
+
+    // A socket, moved.
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(server.local_addr().unwrap().as_inet().unwrap()).unwrap();
+    let conn = server.accept().unwrap();
+    child.send_handle(&"socket", conn.into_handle()).unwrap();
+    assert_eq!(
+        recv_json(&mut child),
+        "{\"served\":\"socket\",\"remote\":\"127.0.0.1\"}"
+    );
+    let mut line = String::new();
+    BufReader::new(client).read_line(&mut line).unwrap();
+    assert_eq!(line, "socket answered by node child\n");
+
+    child.disconnect().unwrap();
+    assert!(matches!(child.recv().unwrap(), Event::Disconnect));
+    match child.recv().unwrap() {
+        Event::Exit(status) => assert!(status.success(), "{status}"),
+        other => panic!("{other:?}"),
+    }
+}
