@@ -1,1 +1,5 @@
-fn main() {}
+//! `demo`: see `demo --help`.
+
+fn main() {
+    std::process::exit(demo::main());
+}

@@ -226,6 +226,17 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         Ok(())
     }
 
+    /// Waits until every handle sent has been acknowledged (or given up
+    /// after NACKs) and everything queued is written: the channel's copies
+    /// of the descriptors are closed by then.
+    pub fn wait_acks(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        while self.tx.handles_in_flight() > 0 {
+            self.step(true)?;
+        }
+        self.flush()
+    }
+
     /// Writes what can be written without blocking. `Err(WouldBlock)` while
     /// [`wants_write`](Self::wants_write) stays true.
     pub fn try_flush(&mut self) -> Result<(), Error> {

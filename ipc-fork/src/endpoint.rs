@@ -52,16 +52,26 @@ impl Endpoint {
         self.channel.send(msg)
     }
 
-    /// Sends a message with a handle: a [`Socket`](ipc_net::Socket) moves
-    /// (`socket.into_handle()`), a server is usually sent by reference
-    /// (`server.to_handle()?`) and keeps working here.
+    /// Sends a message with a handle and waits until the peer has
+    /// acknowledged it; our copy of the descriptor is closed by then. A
+    /// [`Socket`](ipc_net::Socket) moves (`socket.into_handle()`); a server
+    /// is usually sent by reference (`server.to_handle()?`) and keeps working
+    /// here.
+    ///
+    /// Waiting keeps a blocking program simple: nothing lingers. To pipeline
+    /// many handles, use [`channel`](Self::channel)`().try_send_handle` and
+    /// read the acknowledgements with `try_recv` from a poller.
     #[allow(clippy::result_large_err)] // the handle comes back inline
     pub fn send_handle<T: Serialize + ?Sized>(
         &mut self,
         msg: &T,
         handle: Handle,
     ) -> Result<(), SendError> {
-        self.channel.send_handle(msg, handle)
+        self.channel.send_handle(msg, handle)?;
+        self.channel.wait_acks().map_err(|error| SendError {
+            error,
+            handle: None,
+        })
     }
 
     /// Waits for the next event. Errors that concern one bad frame leave the

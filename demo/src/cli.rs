@@ -1,0 +1,127 @@
+//! The command line.
+
+use std::net::IpAddr;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// No arguments: both scenarios against our own clients, then a report.
+    SelfCheck,
+    /// Serve one server from two processes until stopped.
+    ShareServer(Serve),
+    /// Route connections to two workers by client address until stopped.
+    RouteSockets(Serve),
+    /// The child role.
+    Worker(String),
+    /// Print usage.
+    Help,
+}
+
+/// Options of the serving modes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serve {
+    /// Port on 127.0.0.1 (0: the kernel picks).
+    pub port: u16,
+    /// The client address routed to the `special` worker.
+    pub vip: IpAddr,
+    /// Another program to use as the child, split on whitespace.
+    pub child_cmd: Option<Vec<String>>,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: demo                                   run both scenarios with built-in clients and check every reply
+       demo share-server [--port P] [--child-cmd 'CMD ARGS']
+       demo route-sockets [--port P] [--vip ADDR] [--child-cmd 'CMD ARGS']
+       demo worker [normal|special]           the child role (any Node-protocol parent)
+
+share-server   parent and child accept from the same listening socket
+route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
+               'special' child, the rest to 'normal' (the role is appended to --child-cmd)
+Under systemd-socket-activate the passed listener is used instead of --port.";
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Mode, String> {
+    let Some((first, rest)) = args.split_first() else {
+        return Ok(Mode::SelfCheck);
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" => Ok(Mode::Help),
+        "worker" => match rest {
+            [] => Ok(Mode::Worker("normal".into())),
+            [role] => Ok(Mode::Worker(role.clone())),
+            _ => Err("worker takes at most one argument: the role".into()),
+        },
+        "share-server" => serve_options(rest, false).map(Mode::ShareServer),
+        "route-sockets" => serve_options(rest, true).map(Mode::RouteSockets),
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn serve_options(mut args: &[String], vip_allowed: bool) -> Result<Serve, String> {
+    let mut serve = Serve {
+        port: 0,
+        vip: IpAddr::from([127, 0, 0, 2]),
+        child_cmd: None,
+    };
+    while let [flag, value, rest @ ..] = args {
+        match flag.as_str() {
+            "--port" => {
+                serve.port = value
+                    .parse()
+                    .map_err(|_| format!("--port: not a port: {value:?}"))?
+            }
+            "--vip" if vip_allowed => {
+                serve.vip = value
+                    .parse()
+                    .map_err(|_| format!("--vip: not an IP address: {value:?}"))?
+            }
+            "--child-cmd" => {
+                let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+                if words.is_empty() {
+                    return Err("--child-cmd is empty".into());
+                }
+                serve.child_cmd = Some(words);
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+        args = rest;
+    }
+    match args {
+        [] => Ok(serve),
+        [flag] => Err(format!("{flag} needs a value")),
+        _ => unreachable!("the loop consumes pairs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(parse(&[]), Ok(Mode::SelfCheck));
+        assert_eq!(
+            parse(&args("worker special")),
+            Ok(Mode::Worker("special".into()))
+        );
+        let Ok(Mode::RouteSockets(s)) = parse(&args("route-sockets --port 8000 --vip 127.0.0.9"))
+        else {
+            panic!()
+        };
+        assert_eq!((s.port, s.vip.to_string()), (8000, "127.0.0.9".into()));
+        let mut a = args("share-server --child-cmd");
+        a.push("node child.js".into());
+        let Ok(Mode::ShareServer(s)) = parse(&a) else {
+            panic!()
+        };
+        assert_eq!(s.child_cmd, Some(vec!["node".into(), "child.js".into()]));
+        assert!(parse(&args("share-server --vip 1.2.3.4")).is_err());
+        assert!(parse(&args("share-server --port")).is_err());
+        assert!(parse(&args("bogus")).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! `demo worker [normal|special]`: the docs' `child.js`, for any parent
+//! that speaks Node's channel protocol.
+
+use std::io::Write;
+
+use ipc_core::json::RawJson;
+use ipc_fork::Event;
+use ipc_net::Received;
+
+use crate::common::{role_reply, serve_forever, CHILD_REPLY};
+
+/// Serves `"server"` handles with `handled by child`, answers `"socket"`
+/// handles with the role line, echoes every other message.
+pub fn run(role: &str) -> i32 {
+    let mut parent = match ipc_fork::parent() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("demo worker: {e}");
+            return 2;
+        }
+    };
+    let reply = role_reply(role);
+    loop {
+        let (text, handle) = match parent.recv() {
+            Ok(Event::Message(msg, handle)) => (msg.as_str().to_owned(), handle),
+            Ok(Event::Internal(..)) => continue,
+            Ok(Event::Disconnect | Event::Exit(_)) => return 0,
+            Err(e) if !e.is_fatal() => {
+                eprintln!("demo worker: {e}");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("demo worker: {e}");
+                return 1;
+            }
+        };
+        match (text.as_str(), handle) {
+            ("\"server\"", Some(Ok(Received::Server(server)))) => {
+                std::thread::spawn(move || serve_forever(server, CHILD_REPLY));
+            }
+            ("\"socket\"", Some(Ok(Received::Socket(mut socket)))) => {
+                let _ = socket.write_all(reply.as_bytes());
+            }
+            (_, Some(Err(e))) => eprintln!("demo worker: refused a handle with {text}: {e}"),
+            (_, Some(Ok(_))) => eprintln!("demo worker: unexpected handle with {text}"),
+            (_, None) => {
+                // Echo: the text arrived as valid JSON.
+                let echo = RawJson::new(&text).expect("received JSON is valid");
+                if let Err(e) = parent.send(&echo) {
+                    eprintln!("demo worker: {e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The demo, run as a user would: the self-check, both serving modes
+//! answered by real TCP clients and stopped by SIGTERM, its worker driven by
+//! a real Node parent, Node children driven by it, and socket activation.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
+
+fn have_node() -> bool {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node is required under CI"
+        );
+        eprintln!("skipped: node is not installed");
+    }
+    found
+}
+
+/// Starts the demo and reads stdout up to the line naming the port.
+#[allow(clippy::zombie_processes)] // returned to the caller, whose `stop` waits for it
+fn start(args: &[&str]) -> (Child, BufReader<ChildStdout>, u16) {
+    let mut child = Command::new(DEMO)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("demo exited before listening: {status}");
+        }
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            let port = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return (child, out, port);
+        }
+    }
+}
+
+fn ask(port: u16, from: Ipv4Addr) -> String {
+    use rustix::net::{AddressFamily, SocketType};
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&sock, &SocketAddr::from((from, 0))).unwrap();
+    rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    let mut reply = String::new();
+    TcpStream::from(sock).read_to_string(&mut reply).unwrap();
+    reply
+}
+
+fn stop(mut child: Child, mut out: BufReader<ChildStdout>) -> String {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{status}: {rest}");
+    rest
+}
+
+#[test]
+fn self_check_passes() {
+    let out = Command::new(DEMO).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK: every reply checked"), "{stdout}");
+    assert!(stdout.contains("0 wrong"));
+}
+
+#[test]
+fn share_server_answers_clients_until_sigterm() {
+    let (child, out, port) = start(&["share-server", "--port", "0"]);
+    for _ in 0..100 {
+        let reply = ask(port, Ipv4Addr::LOCALHOST);
+        assert!(
+            reply == "handled by parent\n" || reply == "handled by child\n",
+            "{reply:?}"
+        );
+    }
+    assert!(stop(child, out).contains("stopped by SIGTERM"));
+}
+
+#[test]
+fn route_sockets_sends_vip_clients_to_special() {
+    let (child, out, port) = start(&["route-sockets", "--port", "0", "--vip", "127.0.0.3"]);
+    for i in 0..60u32 {
+        let (from, role) = if i.is_multiple_of(2) {
+            (Ipv4Addr::new(127, 0, 0, 3), "special")
+        } else {
+            (Ipv4Addr::LOCALHOST, "normal")
+        };
+        assert_eq!(
+            ask(port, from),
+            format!("You were handled as a {role} person\n")
+        );
+    }
+    stop(child, out);
+}
+
+#[test]
+fn worker_driven_by_a_node_parent() {
+    if !have_node() {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/drive-demo-worker.js");
+    let out = Command::new("node").args([script, DEMO]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("PASS"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_parent_drives_node_children() {
+    if !have_node() {
+        return;
+    }
+    let child_js = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/node/child.js");
+    let cmd = format!("node {child_js}");
+    let (child, out, port) = start(&["route-sockets", "--port", "0", "--child-cmd", &cmd]);
+    for i in 0..20u32 {
+        let (from, role) = if i.is_multiple_of(2) {
+            (Ipv4Addr::new(127, 0, 0, 2), "special")
+        } else {
+            (Ipv4Addr::LOCALHOST, "normal")
+        };
+        assert_eq!(
+            ask(port, from),
+            format!("You were handled as a {role} person\n")
+        );
+    }
+    stop(child, out);
+    let (child, out, port) = start(&["share-server", "--port", "0", "--child-cmd", &cmd]);
+    for _ in 0..50 {
+        let reply = ask(port, Ipv4Addr::LOCALHOST);
+        assert!(
+            reply == "handled by parent\n" || reply == "handled by child\n",
+            "{reply:?}"
+        );
+    }
+    stop(child, out);
+}
+
+#[test]
+fn share_server_under_systemd_socket_activate() {
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-socket-activate is not installed");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proc = Command::new("systemd-socket-activate")
+        .args(["-l", &format!("127.0.0.1:{port}"), DEMO, "share-server"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reply = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut c) => {
+                let mut r = String::new();
+                c.read_to_string(&mut r).unwrap();
+                break r;
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    };
+    assert!(
+        reply == "handled by parent\n" || reply == "handled by child\n",
+        "{reply:?}"
+    );
+    let mut out = BufReader::new(proc.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("using the listener passed by systemd"),
+        "{first}"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&proc),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    proc.wait().unwrap();
+}
