@@ -45,7 +45,7 @@ pub fn serve_forever(server: Server, reply: &'static [u8]) {
                 let _ = conn.write_all(reply);
             }
             Err(e) => {
-                eprintln!("demo: accept failed: {e}");
+                warn!("demo: accept failed: {e}");
                 if e.kind() != io::ErrorKind::ConnectionAborted
                     && e.raw_os_error() != Some(libc::EMFILE)
                 {
@@ -63,7 +63,7 @@ pub fn listener(port: u16) -> io::Result<Server> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     match passed.into_iter().next() {
         Some((name, server)) => {
-            println!("using the listener passed by systemd ({name})");
+            say!("using the listener passed by systemd ({name})");
             Ok(server)
         }
         None => Server::bind(("127.0.0.1", port)),

@@ -14,6 +14,23 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+/// `println!` that never panics: a serving demo goes on, and still stops on
+/// a signal, when nobody reads its output any more.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 mod common;
 mod selfcheck;

@@ -11,7 +11,7 @@ use crate::common::{listener, serve_forever, spawn_worker, PARENT_REPLY};
 use crate::signals::{stop_on_signal, Workers};
 
 fn fail(what: &str, e: impl std::fmt::Display) -> i32 {
-    eprintln!("demo: {what}: {e}");
+    warn!("demo: {what}: {e}");
     1
 }
 
@@ -40,14 +40,14 @@ pub fn share_server(opts: &Serve) -> i32 {
     if let Err(e) = child.send_handle(&"server", handle) {
         return fail("send the server", e);
     }
-    println!(
+    say!(
         "share-server: listening on {addr}; parent pid {} and child pid {} both answer",
         std::process::id(),
         child.id()
     );
     std::thread::spawn(move || serve_forever(server, PARENT_REPLY));
     watch(child, "child");
-    println!("share-server: the parent serves alone from now on");
+    say!("share-server: the parent serves alone from now on");
     loop {
         std::thread::park();
     }
@@ -57,14 +57,14 @@ pub fn share_server(opts: &Serve) -> i32 {
 fn watch(mut child: Child, name: &str) {
     loop {
         match child.recv() {
-            Ok(Event::Message(m, _)) => println!("{name} says {}", m.as_str()),
+            Ok(Event::Message(m, _)) => say!("{name} says {}", m.as_str()),
             Ok(Event::Internal(..)) => {}
-            Ok(Event::Disconnect) => println!("{name} (pid {}) disconnected", child.id()),
+            Ok(Event::Disconnect) => say!("{name} (pid {}) disconnected", child.id()),
             Ok(Event::Exit(status)) => {
-                println!("{name} (pid {}) exited: {status}", child.id());
+                say!("{name} (pid {}) exited: {status}", child.id());
                 return;
             }
-            Err(e) if !e.is_fatal() => eprintln!("{name}: {e}"),
+            Err(e) if !e.is_fatal() => warn!("{name}: {e}"),
             Err(_) => return,
         }
     }
@@ -111,19 +111,23 @@ pub fn route_one(
                 route.sent += 1;
                 return Ok(());
             }
-            Err(e) if e.error.is_fatal() && e.handle.is_some() => {
+            Err(e) if e.error.is_fatal() => {
                 let old_pid = route.child.id();
                 let _ = route.child.kill();
                 let status = route.child.wait()?;
                 let child = spawn_worker(child_cmd, Some(route.role))?;
-                println!(
+                say!(
                     "worker {} (pid {old_pid}) is gone ({status}); started pid {}",
                     route.role,
                     child.id()
                 );
                 workers.lock().unwrap().push(child.id());
+                // Dropping the old channel closes whatever it still held.
                 route.child = child;
-                handle = e.handle.expect("checked above");
+                match e.handle {
+                    Some(h) => handle = h,
+                    None => return Err(io::Error::from(e.error)),
+                }
             }
             Err(e) => return Err(io::Error::from(e.error)),
         }
@@ -147,7 +151,7 @@ pub fn route_sockets(opts: &Serve) -> i32 {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    println!(
+    say!(
         "route-sockets: listening on {addr}; clients from {} go to 'special' (pid {}), others to 'normal' (pid {})",
         opts.vip,
         routes[1].child.id(),
@@ -161,7 +165,7 @@ pub fn route_sockets(opts: &Serve) -> i32 {
             opts.child_cmd.as_deref(),
             &workers,
         ) {
-            eprintln!("demo: {e}");
+            warn!("demo: {e}");
         }
     }
 }

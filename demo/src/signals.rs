@@ -42,7 +42,7 @@ pub fn stop_on_signal(workers: Workers) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
         }
-        println!("stopped by {name}; sent SIGTERM to workers {pids:?}");
+        say!("stopped by {name}; sent SIGTERM to workers {pids:?}");
         std::process::exit(0);
     });
 }

@@ -15,7 +15,7 @@ pub fn run(role: &str) -> i32 {
     let mut parent = match ipc_fork::parent() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("demo worker: {e}");
+            warn!("demo worker: {e}");
             return 2;
         }
     };
@@ -26,11 +26,11 @@ pub fn run(role: &str) -> i32 {
             Ok(Event::Internal(..)) => continue,
             Ok(Event::Disconnect | Event::Exit(_)) => return 0,
             Err(e) if !e.is_fatal() => {
-                eprintln!("demo worker: {e}");
+                warn!("demo worker: {e}");
                 continue;
             }
             Err(e) => {
-                eprintln!("demo worker: {e}");
+                warn!("demo worker: {e}");
                 return 1;
             }
         };
@@ -41,13 +41,13 @@ pub fn run(role: &str) -> i32 {
             ("\"socket\"", Some(Ok(Received::Socket(mut socket)))) => {
                 let _ = socket.write_all(reply.as_bytes());
             }
-            (_, Some(Err(e))) => eprintln!("demo worker: refused a handle with {text}: {e}"),
-            (_, Some(Ok(_))) => eprintln!("demo worker: unexpected handle with {text}"),
+            (_, Some(Err(e))) => warn!("demo worker: refused a handle with {text}: {e}"),
+            (_, Some(Ok(_))) => warn!("demo worker: unexpected handle with {text}"),
             (_, None) => {
                 // Echo: the text arrived as valid JSON.
                 let echo = RawJson::new(&text).expect("received JSON is valid");
                 if let Err(e) = parent.send(&echo) {
-                    eprintln!("demo worker: {e}");
+                    warn!("demo worker: {e}");
                 }
             }
         }

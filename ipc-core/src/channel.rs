@@ -182,9 +182,14 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                 }
             }
         }
-        self.flush().map_err(|error| SendError {
-            error,
-            handle: None,
+        self.flush().map_err(|error| {
+            // A handle that never went out is still the caller's.
+            let handle = if error.is_fatal() {
+                self.tx.reclaim_unsent()
+            } else {
+                None
+            };
+            SendError { error, handle }
         })
     }
 
@@ -235,6 +240,20 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             self.step(true)?;
         }
         self.flush()
+    }
+
+    /// After the channel closed: a handle that was sent but never
+    /// acknowledged, back to the caller (the channel still held its copy).
+    /// The peer may or may not have used it before it went away. Call again
+    /// for the next; `None` when there are no more. Handles queued behind it
+    /// come back too, in order.
+    pub fn take_unacknowledged(&mut self) -> Option<Handle> {
+        if !self.closed {
+            return None;
+        }
+        self.tx
+            .reclaim_unacknowledged()
+            .or_else(|| self.tx.reclaim_unsent())
     }
 
     /// Writes what can be written without blocking. `Err(WouldBlock)` while

@@ -171,6 +171,24 @@ impl<const N: usize> Tx<N> {
         }
     }
 
+    /// Takes back the last queued handle if none of its frame has been
+    /// written: after a fatal error it never reached the peer, and the
+    /// caller still owns it.
+    pub fn reclaim_unsent(&mut self) -> Option<Handle> {
+        if self.queued.back().is_none_or(|f| f.start < self.head) {
+            return None;
+        }
+        let f = self.queued.pop_back()?;
+        self.tail = f.start;
+        Some(f.handle)
+    }
+
+    /// Takes back the handle whose ACK never came (the channel closed): our
+    /// copy was still open, so the caller gets it back.
+    pub fn reclaim_unacknowledged(&mut self) -> Option<Handle> {
+        self.awaiting.take().map(|f| f.handle)
+    }
+
     /// Owes the peer a reply. `WouldBlock` if too many are owed already.
     pub fn push_reply(&mut self, reply: Reply) -> Result<(), Error> {
         self.replies.push_back(reply).map_err(|_| Error::WouldBlock)

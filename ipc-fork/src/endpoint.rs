@@ -68,9 +68,15 @@ impl Endpoint {
         handle: Handle,
     ) -> Result<(), SendError> {
         self.channel.send_handle(msg, handle)?;
-        self.channel.wait_acks().map_err(|error| SendError {
-            error,
-            handle: None,
+        self.channel.wait_acks().map_err(|error| {
+            // The peer went away before acknowledging: the handle is still
+            // ours (it may or may not have been used there).
+            let handle = if error.is_fatal() {
+                self.channel.take_unacknowledged()
+            } else {
+                None
+            };
+            SendError { error, handle }
         })
     }
 

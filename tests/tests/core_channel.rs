@@ -520,3 +520,43 @@ fn non_socket_is_refused() {
     let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
     assert!(matches!(Small::new(file).unwrap_err(), Error::Io(_)));
 }
+
+#[test]
+fn handle_sent_to_a_dead_peer_comes_back() {
+    let _serial = serial();
+    default_sigpipe();
+    let before = fd_count();
+    let (mut a, b) = Small::pair().unwrap();
+    drop(b);
+    let (x, y) = stream_pair();
+    let e = a
+        .send_handle(&"socket", Handle::new(HandleKind::Socket, y))
+        .unwrap_err();
+    assert_eq!(e.error, Error::Disconnected);
+    assert!(
+        e.handle.is_some(),
+        "the unsent handle must come back to its owner"
+    );
+    drop((a, x, e));
+    assert_eq!(fd_count(), before);
+}
+
+#[test]
+fn unacknowledged_handle_comes_back_when_the_peer_dies() {
+    let _serial = serial();
+    default_sigpipe();
+    let (mut ch, mut peer) = channel_and_peer();
+    let (mut ours, theirs) = stream_pair();
+    ch.send_handle(&"socket", Handle::new(HandleKind::Socket, theirs))
+        .unwrap();
+    let (_, fds) = peer.read_line();
+    drop((fds, peer)); // received, never acknowledged
+    assert_eq!(ch.wait_acks().unwrap_err(), Error::Disconnected);
+    let back = ch.take_unacknowledged().expect("the handle comes back");
+    assert!(ch.take_unacknowledged().is_none());
+    // Still the same live connection.
+    UnixStream::from(back.into_fd()).write_all(b"ok").unwrap();
+    let mut buf = [0u8; 2];
+    ours.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ok");
+}

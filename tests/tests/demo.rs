@@ -25,7 +25,7 @@ fn have_node() -> bool {
 
 /// Starts the demo and reads stdout up to the line naming the port.
 #[allow(clippy::zombie_processes)] // returned to the caller, whose `stop` waits for it
-fn start(args: &[&str]) -> (Child, BufReader<ChildStdout>, u16) {
+fn start(args: &[&str]) -> (Reaper, BufReader<ChildStdout>, u16) {
     let mut child = Command::new(DEMO)
         .args(args)
         .stdout(Stdio::piped())
@@ -46,7 +46,7 @@ fn start(args: &[&str]) -> (Child, BufReader<ChildStdout>, u16) {
                 .unwrap()
                 .parse()
                 .unwrap();
-            return (child, out, port);
+            return (Reaper(Some(child)), out, port);
         }
     }
 }
@@ -61,7 +61,20 @@ fn ask(port: u16, from: Ipv4Addr) -> String {
     reply
 }
 
-fn stop(mut child: Child, mut out: BufReader<ChildStdout>) -> String {
+/// Kills a demo that a failing test left behind, so no process outlives it.
+struct Reaper(Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn stop(mut running: Reaper, mut out: BufReader<ChildStdout>) -> String {
+    let mut child = running.0.take().expect("running");
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::TERM,
@@ -211,4 +224,85 @@ fn share_server_under_systemd_socket_activate() {
     )
     .unwrap();
     proc.wait().unwrap();
+}
+
+/// The pid after `marker` in one of the demo's lines.
+fn pid_after(line: &str, marker: &str) -> i32 {
+    let rest = line
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {marker:?} in {line:?}"));
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn kill(pid: i32) {
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+}
+
+/// Reads the demo's output until a line contains `what`.
+fn wait_for_line(out: &mut BufReader<ChildStdout>, what: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "demo ended before printing {what:?}"
+        );
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn share_server_keeps_serving_when_the_child_dies() {
+    let mut child = Command::new(DEMO)
+        .args(["share-server", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let child = Reaper(Some(child));
+    let line = wait_for_line(&mut out, "listening on 127.0.0.1:");
+    let port: u16 = pid_after(&line, "127.0.0.1:").try_into().unwrap();
+    kill(pid_after(&line, "child pid "));
+    wait_for_line(&mut out, "the parent serves alone");
+    for _ in 0..20 {
+        assert_eq!(ask(port, Ipv4Addr::LOCALHOST), "handled by parent\n");
+    }
+    stop(child, out);
+}
+
+#[test]
+fn route_sockets_replaces_a_dead_worker() {
+    let mut child = Command::new(DEMO)
+        .args(["route-sockets", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let child = Reaper(Some(child));
+    let line = wait_for_line(&mut out, "listening on 127.0.0.1:");
+    let port: u16 = pid_after(&line, "127.0.0.1:").try_into().unwrap();
+    assert_eq!(
+        ask(port, Ipv4Addr::LOCALHOST),
+        "You were handled as a normal person\n"
+    );
+    kill(pid_after(&line, "'normal' (pid "));
+    // The next normal client finds the worker gone; a new one answers it.
+    assert_eq!(
+        ask(port, Ipv4Addr::LOCALHOST),
+        "You were handled as a normal person\n"
+    );
+    assert!(wait_for_line(&mut out, "worker normal").contains("is gone"));
+    assert_eq!(
+        ask(port, Ipv4Addr::new(127, 0, 0, 2)),
+        "You were handled as a special person\n"
+    );
+    stop(child, out);
 }
