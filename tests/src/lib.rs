@@ -157,3 +157,20 @@ pub fn next_report(child: &mut ipc_fork::Child) -> Report {
         other => panic!("expected a report, got {other:?}"),
     }
 }
+
+/// Whether a `node` can be run. Without one the Node tests say so and pass,
+/// except under CI (`CI` set), where `node` is required.
+pub fn have_node() -> bool {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node is required under CI"
+        );
+        eprintln!("skipped: node is not installed");
+    }
+    found
+}

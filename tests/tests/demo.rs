@@ -6,22 +6,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
+use integration_tests::have_node;
 
-fn have_node() -> bool {
-    let found = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "node is required under CI"
-        );
-        eprintln!("skipped: node is not installed");
-    }
-    found
-}
+const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
 
 /// Starts the demo and reads stdout up to the line naming the port.
 #[allow(clippy::zombie_processes)] // returned to the caller, whose `stop` waits for it
@@ -73,6 +60,21 @@ impl Drop for Reaper {
     }
 }
 
+/// `n` clients, every other one from `vip`: each must get its role's line.
+fn check_routing(port: u16, vip: Ipv4Addr, n: u32) {
+    for i in 0..n {
+        let (from, role) = if i.is_multiple_of(2) {
+            (vip, "special")
+        } else {
+            (Ipv4Addr::LOCALHOST, "normal")
+        };
+        assert_eq!(
+            ask(port, from),
+            format!("You were handled as a {role} person\n")
+        );
+    }
+}
+
 fn stop(mut running: Reaper, mut out: BufReader<ChildStdout>) -> String {
     let mut child = running.0.take().expect("running");
     rustix::process::kill_process(
@@ -116,17 +118,7 @@ fn share_server_answers_clients_until_sigterm() {
 #[test]
 fn route_sockets_sends_vip_clients_to_special() {
     let (child, out, port) = start(&["route-sockets", "--port", "0", "--vip", "127.0.0.3"]);
-    for i in 0..60u32 {
-        let (from, role) = if i.is_multiple_of(2) {
-            (Ipv4Addr::new(127, 0, 0, 3), "special")
-        } else {
-            (Ipv4Addr::LOCALHOST, "normal")
-        };
-        assert_eq!(
-            ask(port, from),
-            format!("You were handled as a {role} person\n")
-        );
-    }
+    check_routing(port, Ipv4Addr::new(127, 0, 0, 3), 60);
     stop(child, out);
 }
 
@@ -153,17 +145,7 @@ fn demo_parent_drives_node_children() {
     let child_js = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/node/child.js");
     let cmd = format!("node {child_js}");
     let (child, out, port) = start(&["route-sockets", "--port", "0", "--child-cmd", &cmd]);
-    for i in 0..20u32 {
-        let (from, role) = if i.is_multiple_of(2) {
-            (Ipv4Addr::new(127, 0, 0, 2), "special")
-        } else {
-            (Ipv4Addr::LOCALHOST, "normal")
-        };
-        assert_eq!(
-            ask(port, from),
-            format!("You were handled as a {role} person\n")
-        );
-    }
+    check_routing(port, Ipv4Addr::new(127, 0, 0, 2), 20);
     stop(child, out);
     let (child, out, port) = start(&["share-server", "--port", "0", "--child-cmd", &cmd]);
     for _ in 0..50 {

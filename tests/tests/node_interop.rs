@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 
+use integration_tests::have_node;
 use ipc_fork::{Command, Event};
 use ipc_net::Server;
 
@@ -15,21 +16,6 @@ fn node_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("node")
         .join(name)
-}
-
-fn have_node() -> bool {
-    let found = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "node is required under CI"
-        );
-        eprintln!("skipped: node is not installed");
-    }
-    found
 }
 
 #[test]
