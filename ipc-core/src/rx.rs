@@ -180,6 +180,18 @@ impl<const N: usize> Rx<N> {
         Some((from, nl))
     }
 
+    /// Consumes the line `buf[start..=end]` if it is the next to deliver
+    /// (read-ahead handled it completely: nothing is left to deliver).
+    /// Returns whether it did.
+    pub fn consume_front(&mut self, start: usize, end: usize) -> bool {
+        if self.skipping.is_some() || start != self.start {
+            return false;
+        }
+        self.start = end + 1;
+        self.searched = self.searched.max(self.start);
+        true
+    }
+
     /// Whether complete lines are waiting for delivery.
     fn has_lines(&self) -> bool {
         self.skipping.is_none() && self.newline_from(self.searched.max(self.start)).is_some()

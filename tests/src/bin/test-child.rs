@@ -60,6 +60,7 @@ fn with_parent(role: &str) {
             raw.write_all(b"{\"half\":").unwrap();
             std::process::abort();
         }
+        "rlimit" => return at_fd_limit(parent),
         "disconnect" => {
             parent.send(&"bye").unwrap();
             parent.disconnect().unwrap();
@@ -172,4 +173,55 @@ fn listen_fds() {
     let mut buf = [0u8; 4];
     conn.read_exact(&mut buf).unwrap();
     conn.write_all(b"adopted\n").unwrap();
+}
+
+/// Receives a handle while out of descriptors (the kernel drops it and sets
+/// MSG_CTRUNC), frees them, and receives the sender's retransmission.
+fn at_fd_limit(mut parent: ipc_fork::Parent) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let say = |parent: &mut ipc_fork::Parent, what: &str, detail: String| {
+        // No fd count here: reading /proc/self/fd needs a descriptor.
+        parent
+            .send(&Report {
+                role: "child",
+                what,
+                detail,
+                fds: 0,
+            })
+            .unwrap();
+    };
+    let limit = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(64),
+            maximum: limit.maximum,
+        },
+    )
+    .unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(fd) = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 0) {
+        fillers.push(fd);
+    }
+    say(&mut parent, "full", fillers.len().to_string());
+    match parent.recv() {
+        Err(e) => {
+            let detail = format!("{e:?}");
+            say(&mut parent, "error", detail);
+        }
+        Ok(other) => {
+            let detail = format!("{other:?}");
+            say(&mut parent, "unexpected", detail);
+        }
+    }
+    drop(fillers);
+    let detail = match parent.recv() {
+        Ok(Event::Message(msg, Some(Ok(Received::Socket(mut s))))) => {
+            s.write_all(b"socket answered by child\n").unwrap();
+            format!("{} with a socket", msg.as_str())
+        }
+        other => format!("unexpected {other:?}"),
+    };
+    say(&mut parent, "served", detail);
+    while !matches!(parent.recv(), Ok(Event::Disconnect) | Err(_)) {}
 }

@@ -1,0 +1,109 @@
+//! The demo's socket routing under load: 10,000 connections, 64 in flight,
+//! from this process against a running `demo route-sockets`. Every reply is
+//! checked, none may be missing, and the descriptor counts of the parent
+//! and both workers are back to their baseline afterwards.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
+const CONNECTIONS: usize = 10_000;
+const IN_FLIGHT: usize = 64;
+
+fn pid_after(line: &str, marker: &str) -> u32 {
+    let rest = line.split(marker).nth(1).unwrap();
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+fn ask(port: u16, from: Ipv4Addr) -> std::io::Result<String> {
+    use rustix::net::{AddressFamily, SocketType};
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
+    rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let mut reply = String::new();
+    TcpStream::from(sock).read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+#[test]
+fn route_sockets_under_ten_thousand_connections() {
+    let mut demo = Command::new(DEMO)
+        .args(["route-sockets", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(demo.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = pid_after(&line, "127.0.0.1:") as u16;
+    let pids = [
+        demo.id(),
+        pid_after(&line, "'special' (pid "),
+        pid_after(&line, "'normal' (pid "),
+    ];
+    // Warm up (the workers' first message), then take the baseline.
+    assert_eq!(
+        ask(port, Ipv4Addr::LOCALHOST).unwrap(),
+        "You were handled as a normal person\n"
+    );
+    assert_eq!(
+        ask(port, Ipv4Addr::new(127, 0, 0, 2)).unwrap(),
+        "You were handled as a special person\n"
+    );
+    let baseline: Vec<usize> = pids.iter().map(|&p| fds_of(p)).collect();
+
+    let (next, right, wrong) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..IN_FLIGHT {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= CONNECTIONS {
+                    return;
+                }
+                let (from, role) = if i % 4 == 0 {
+                    (Ipv4Addr::new(127, 0, 0, 2), "special")
+                } else {
+                    (Ipv4Addr::LOCALHOST, "normal")
+                };
+                match ask(port, from) {
+                    Ok(r) if r == format!("You were handled as a {role} person\n") => {
+                        right.fetch_add(1, Ordering::Relaxed)
+                    }
+                    other => {
+                        eprintln!("connection {i}: {other:?}");
+                        wrong.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            });
+        }
+    });
+    let after: Vec<usize> = pids.iter().map(|&p| fds_of(p)).collect();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    eprintln!(
+        "load: {} right, {} wrong; fds parent/special/normal {baseline:?} -> {after:?}",
+        right.load(Ordering::Relaxed),
+        wrong.load(Ordering::Relaxed)
+    );
+    assert_eq!((right.into_inner(), wrong.into_inner()), (CONNECTIONS, 0));
+    assert_eq!(
+        after, baseline,
+        "descriptor counts of parent, special, normal"
+    );
+}
