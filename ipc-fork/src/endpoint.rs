@@ -6,8 +6,9 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use ipc_core::Key;
 use ipc_core::{Channel, Error, Handle, Message, SendError};
-use ipc_net::accounting::SocketAccounting;
+use ipc_net::accounting::{SocketAccounting, SocketAnswer, SocketQuery};
 use ipc_net::{HandleError, Received};
 use serde::Serialize;
 
@@ -34,6 +35,8 @@ pub enum Event<'a> {
 pub struct Endpoint {
     channel: Box<Channel>,
     accounting: SocketAccounting,
+    /// The peer's latest `NODE_SOCKET_COUNT` answer per key.
+    reported: Vec<(Key, u64)>,
     disconnected: bool,
 }
 
@@ -42,6 +45,7 @@ impl Endpoint {
         Ok(Endpoint {
             channel: Box::new(Channel::new(sock)?),
             accounting: SocketAccounting::default(),
+            reported: Vec::new(),
             disconnected: false,
         })
     }
@@ -119,6 +123,12 @@ impl Endpoint {
         if !msg.is_internal() {
             return Ok(Event::Message(msg, handle));
         }
+        if let Some(SocketAnswer::Count { key, count }) = SocketAnswer::from_message(&msg) {
+            match self.reported.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = count,
+                None => self.reported.push((key, count)),
+            }
+        }
         if let Some(reply) = self.accounting.answer(&msg) {
             // Best effort, like Node's own replies: a closed channel shows
             // up on the next call anyway.
@@ -141,6 +151,27 @@ impl Endpoint {
     pub fn disconnect(&mut self) -> Result<(), Error> {
         self.send_due_replies();
         self.channel.disconnect()
+    }
+
+    /// Asks the peer how many sockets of `key` (a [`Server::key`]) it still
+    /// holds, as Node's `server.getConnections()` does. The answer arrives
+    /// as an `Event::Internal` on a later [`recv`](Self::recv); from then
+    /// on [`reported_connections`](Self::reported_connections) has it.
+    ///
+    /// [`Server::key`]: ipc_net::Server::key
+    pub fn request_connection_count(&mut self, key: &str) -> Result<(), Error> {
+        self.reported.retain(|(k, _)| k != key);
+        self.channel.send(&SocketQuery::get_count(key))
+    }
+
+    /// The peer's answer to the latest
+    /// [`request_connection_count`](Self::request_connection_count) for
+    /// `key`, once it has arrived.
+    pub fn reported_connections(&self, key: &str) -> Option<u64> {
+        self.reported
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, n)| *n)
     }
 
     /// Whether the channel is still open.

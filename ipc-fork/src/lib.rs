@@ -39,3 +39,15 @@ pub use parent::{has_parent, parent, Parent, ParentError};
 /// The descriptor number the child's end of the channel gets (Node uses the
 /// index of `'ipc'` in `stdio`; `fork()` puts it at 3).
 pub const CHANNEL_FD: i32 = 3;
+
+/// A server's connections across processes, as Node's
+/// `server.getConnections()` adds them up: those still open here plus what
+/// each receiver reported for the server's key. `None` until every one of
+/// `peers` has answered a
+/// [`request_connection_count`](Endpoint::request_connection_count).
+pub fn connections_total(server: &ipc_net::Server, peers: &[&Endpoint]) -> Option<usize> {
+    peers.iter().try_fold(server.local_connections(), |sum, p| {
+        let n = usize::try_from(p.reported_connections(server.key())?).ok()?;
+        Some(sum + n)
+    })
+}

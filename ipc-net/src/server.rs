@@ -148,6 +148,14 @@ impl Server {
         (!self.tally.sent_away()).then(|| self.tally.open())
     }
 
+    /// Connections accepted here and still open *here* (Node's
+    /// `server._connections`): the ones sent away are not counted, even once
+    /// the total is unknown. Add the receivers' counts for the total, see
+    /// `ipc_fork::connections_total`.
+    pub fn local_connections(&self) -> usize {
+        self.tally.open()
+    }
+
     /// Refuses (closes) connections beyond `max` open ones, like Node's
     /// `server.maxConnections`. `None` lifts the limit. Once a connection
     /// has been sent away the count no longer sees it, so the limit counts

@@ -140,3 +140,30 @@ fn concurrent_spawns_leak_no_descriptors() {
         assert!(detail.ends_with(" sockets=3"), "child had {detail}");
     }
 }
+
+#[test]
+fn silent_child_output_comes_back_through_pipes() {
+    use std::io::Read;
+    let mut child = Command::new(CHILD)
+        .args(["exit", "3"])
+        .silent(true)
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout()
+        .expect("piped stdout")
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("exiting 3\n", "to stderr\n"));
+    assert_eq!(expect_disconnect_then_exit(&mut child).code(), Some(3));
+    // Not silent: inherited, nothing to take.
+    let mut child = spawn("exit");
+    assert!(child.stdout().is_none());
+    expect_disconnect_then_exit(&mut child);
+}

@@ -291,3 +291,39 @@ fn listen_fds_with_systemd_socket_activate() {
     );
     assert!(proc.wait().unwrap().success());
 }
+
+/// Node's `getConnections()` from the sending side: sockets still here plus
+/// what the receiver reports for the server's key.
+#[test]
+fn aggregated_connection_count_across_processes() {
+    let (mut child, _) = echo_child();
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    let _clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let kept = server.accept().unwrap();
+    for _ in 0..2 {
+        let conn = server.accept().unwrap();
+        child.send_handle(&"hold", conn.into_handle()).unwrap();
+        assert_eq!(next_report(&mut child).what, "served");
+    }
+    assert_eq!(server.connections(), None, "unknown here once sockets left");
+    assert_eq!(server.local_connections(), 1);
+    child.request_connection_count(server.key()).unwrap();
+    assert_eq!(
+        ipc_fork::connections_total(&server, &[&child]),
+        None,
+        "no answer yet"
+    );
+    // The answer comes as an internal event; the child also reports the query.
+    let mut answered = false;
+    while !answered {
+        match child.recv().unwrap() {
+            ipc_fork::Event::Internal(m, None) => answered = m.cmd() == Some("NODE_SOCKET_COUNT"),
+            ipc_fork::Event::Message(..) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ipc_fork::connections_total(&server, &[&child]), Some(3));
+    drop(kept);
+    child.disconnect().unwrap();
+}

@@ -51,6 +51,8 @@ fn with_parent(role: &str) {
                 .nth(2)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
+            println!("exiting {code}");
+            eprintln!("to stderr");
             std::process::exit(code);
         }
         "crash-mid-message" => {
