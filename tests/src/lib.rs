@@ -174,3 +174,117 @@ pub fn have_node() -> bool {
     }
     found
 }
+
+/// Connects to `127.0.0.1:port` from the loopback address `from` (Linux
+/// lets a client bind any 127.0.0.0/8 address) and reads the whole reply.
+pub fn ask(port: u16, from: std::net::Ipv4Addr) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::net::SocketAddr;
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
+    rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let mut reply = String::new();
+    std::net::TcpStream::from(sock).read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// The number that follows `marker` in `line` (a port or a pid).
+pub fn number_after(line: &str, marker: &str) -> u32 {
+    let rest = line
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {marker:?} in {line:?}"));
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A serving demo process: started, read up to the line that says where it
+/// listens, and killed if a failing test leaves it behind.
+pub struct Running {
+    child: Option<std::process::Child>,
+    /// The rest of its stdout.
+    pub out: std::io::BufReader<std::process::ChildStdout>,
+    /// The line that named the port (with the pids of its children).
+    pub line: String,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Running {
+    /// Starts `program args` and reads stdout up to `listening on 127.0.0.1:`.
+    pub fn start(program: &str, args: &[&str]) -> Running {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut running = Running {
+            child: Some(child),
+            out,
+            line: String::new(),
+            port: 0,
+        };
+        loop {
+            running.line.clear();
+            assert!(
+                running.out.read_line(&mut running.line).unwrap() > 0,
+                "exited before listening"
+            );
+            if running.line.contains("listening on 127.0.0.1:") {
+                running.port = number_after(&running.line, "127.0.0.1:") as u16;
+                return running;
+            }
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Reads its output until a line contains `what`.
+    pub fn wait_for_line(&mut self, what: &str) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                self.out.read_line(&mut line).unwrap() > 0,
+                "ended before printing {what:?}"
+            );
+            if line.contains(what) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends SIGTERM, expects a clean exit, returns the rest of its output.
+    pub fn stop(mut self) -> String {
+        use std::io::Read;
+        let mut child = self.child.take().expect("running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "{status}: {rest}");
+        rest
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

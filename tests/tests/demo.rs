@@ -3,62 +3,12 @@
 //! a real Node parent, Node children driven by it, and socket activation.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::{Command, Stdio};
 
-use integration_tests::have_node;
+use integration_tests::{ask, have_node, number_after, Running};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
-
-/// Starts the demo and reads stdout up to the line naming the port.
-#[allow(clippy::zombie_processes)] // returned to the caller, whose `stop` waits for it
-fn start(args: &[&str]) -> (Reaper, BufReader<ChildStdout>, u16) {
-    let mut child = Command::new(DEMO)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!("demo exited before listening: {status}");
-        }
-        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-            let port = rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            return (Reaper(Some(child)), out, port);
-        }
-    }
-}
-
-fn ask(port: u16, from: Ipv4Addr) -> String {
-    use rustix::net::{AddressFamily, SocketType};
-    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
-    rustix::net::bind(&sock, &SocketAddr::from((from, 0))).unwrap();
-    rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
-    let mut reply = String::new();
-    TcpStream::from(sock).read_to_string(&mut reply).unwrap();
-    reply
-}
-
-/// Kills a demo that a failing test left behind, so no process outlives it.
-struct Reaper(Option<Child>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// `n` clients, every other one from `vip`: each must get its role's line.
 fn check_routing(port: u16, vip: Ipv4Addr, n: u32) {
@@ -69,24 +19,10 @@ fn check_routing(port: u16, vip: Ipv4Addr, n: u32) {
             (Ipv4Addr::LOCALHOST, "normal")
         };
         assert_eq!(
-            ask(port, from),
+            ask(port, from).unwrap(),
             format!("You were handled as a {role} person\n")
         );
     }
-}
-
-fn stop(mut running: Reaper, mut out: BufReader<ChildStdout>) -> String {
-    let mut child = running.0.take().expect("running");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "{status}: {rest}");
-    rest
 }
 
 #[test]
@@ -104,22 +40,27 @@ fn self_check_passes() {
 
 #[test]
 fn share_server_answers_clients_until_sigterm() {
-    let (child, out, port) = start(&["share-server", "--port", "0"]);
+    let demo = Running::start(DEMO, &["share-server", "--port", "0"]);
+    let port = demo.port;
     for _ in 0..100 {
-        let reply = ask(port, Ipv4Addr::LOCALHOST);
+        let reply = ask(port, Ipv4Addr::LOCALHOST).unwrap();
         assert!(
             reply == "handled by parent\n" || reply == "handled by child\n",
             "{reply:?}"
         );
     }
-    assert!(stop(child, out).contains("stopped by SIGTERM"));
+    assert!(demo.stop().contains("stopped by SIGTERM"));
 }
 
 #[test]
 fn route_sockets_sends_vip_clients_to_special() {
-    let (child, out, port) = start(&["route-sockets", "--port", "0", "--vip", "127.0.0.3"]);
+    let demo = Running::start(
+        DEMO,
+        &["route-sockets", "--port", "0", "--vip", "127.0.0.3"],
+    );
+    let port = demo.port;
     check_routing(port, Ipv4Addr::new(127, 0, 0, 3), 60);
-    stop(child, out);
+    demo.stop();
 }
 
 #[test]
@@ -144,18 +85,20 @@ fn demo_parent_drives_node_children() {
     }
     let child_js = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/node/child.js");
     let cmd = format!("node {child_js}");
-    let (child, out, port) = start(&["route-sockets", "--port", "0", "--child-cmd", &cmd]);
+    let demo = Running::start(DEMO, &["route-sockets", "--port", "0", "--child-cmd", &cmd]);
+    let port = demo.port;
     check_routing(port, Ipv4Addr::new(127, 0, 0, 2), 20);
-    stop(child, out);
-    let (child, out, port) = start(&["share-server", "--port", "0", "--child-cmd", &cmd]);
+    demo.stop();
+    let demo = Running::start(DEMO, &["share-server", "--port", "0", "--child-cmd", &cmd]);
+    let port = demo.port;
     for _ in 0..50 {
-        let reply = ask(port, Ipv4Addr::LOCALHOST);
+        let reply = ask(port, Ipv4Addr::LOCALHOST).unwrap();
         assert!(
             reply == "handled by parent\n" || reply == "handled by child\n",
             "{reply:?}"
         );
     }
-    stop(child, out);
+    demo.stop();
 }
 
 #[test]
@@ -208,83 +151,37 @@ fn share_server_under_systemd_socket_activate() {
     proc.wait().unwrap();
 }
 
-/// The pid after `marker` in one of the demo's lines.
-fn pid_after(line: &str, marker: &str) -> i32 {
-    let rest = line
-        .split(marker)
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {marker:?} in {line:?}"));
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn kill(pid: i32) {
-    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+fn kill(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-}
-
-/// Reads the demo's output until a line contains `what`.
-fn wait_for_line(out: &mut BufReader<ChildStdout>, what: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "demo ended before printing {what:?}"
-        );
-        if line.contains(what) {
-            return line;
-        }
-    }
 }
 
 #[test]
 fn share_server_keeps_serving_when_the_child_dies() {
-    let mut child = Command::new(DEMO)
-        .args(["share-server", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let child = Reaper(Some(child));
-    let line = wait_for_line(&mut out, "listening on 127.0.0.1:");
-    let port: u16 = pid_after(&line, "127.0.0.1:").try_into().unwrap();
-    kill(pid_after(&line, "child pid "));
-    wait_for_line(&mut out, "the parent serves alone");
+    let mut demo = Running::start(DEMO, &["share-server", "--port", "0"]);
+    kill(number_after(&demo.line, "child pid "));
+    demo.wait_for_line("the parent serves alone");
     for _ in 0..20 {
-        assert_eq!(ask(port, Ipv4Addr::LOCALHOST), "handled by parent\n");
+        assert_eq!(
+            ask(demo.port, Ipv4Addr::LOCALHOST).unwrap(),
+            "handled by parent\n"
+        );
     }
-    stop(child, out);
+    demo.stop();
 }
 
 #[test]
 fn route_sockets_replaces_a_dead_worker() {
-    let mut child = Command::new(DEMO)
-        .args(["route-sockets", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let child = Reaper(Some(child));
-    let line = wait_for_line(&mut out, "listening on 127.0.0.1:");
-    let port: u16 = pid_after(&line, "127.0.0.1:").try_into().unwrap();
-    assert_eq!(
-        ask(port, Ipv4Addr::LOCALHOST),
-        "You were handled as a normal person\n"
-    );
-    kill(pid_after(&line, "'normal' (pid "));
+    let mut demo = Running::start(DEMO, &["route-sockets", "--port", "0"]);
+    let normal = "You were handled as a normal person\n";
+    assert_eq!(ask(demo.port, Ipv4Addr::LOCALHOST).unwrap(), normal);
+    kill(number_after(&demo.line, "'normal' (pid "));
     // The next normal client finds the worker gone; a new one answers it.
+    assert_eq!(ask(demo.port, Ipv4Addr::LOCALHOST).unwrap(), normal);
+    assert!(demo.wait_for_line("worker normal").contains("is gone"));
     assert_eq!(
-        ask(port, Ipv4Addr::LOCALHOST),
-        "You were handled as a normal person\n"
-    );
-    assert!(wait_for_line(&mut out, "worker normal").contains("is gone"));
-    assert_eq!(
-        ask(port, Ipv4Addr::new(127, 0, 0, 2)),
+        ask(demo.port, Ipv4Addr::new(127, 0, 0, 2)).unwrap(),
         "You were handled as a special person\n"
     );
-    stop(child, out);
+    demo.stop();
 }

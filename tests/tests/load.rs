@@ -3,23 +3,14 @@
 //! checked, none may be missing, and the descriptor counts of the parent
 //! and both workers are back to their baseline afterwards.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use integration_tests::{ask, number_after, Running};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
 const CONNECTIONS: usize = 10_000;
 const IN_FLIGHT: usize = 64;
-
-fn pid_after(line: &str, marker: &str) -> u32 {
-    let rest = line.split(marker).nth(1).unwrap();
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 fn fds_of(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -27,31 +18,14 @@ fn fds_of(pid: u32) -> usize {
         .count()
 }
 
-fn ask(port: u16, from: Ipv4Addr) -> std::io::Result<String> {
-    use rustix::net::{AddressFamily, SocketType};
-    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
-    rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port)))?;
-    let mut reply = String::new();
-    TcpStream::from(sock).read_to_string(&mut reply)?;
-    Ok(reply)
-}
-
 #[test]
 fn route_sockets_under_ten_thousand_connections() {
-    let mut demo = Command::new(DEMO)
-        .args(["route-sockets", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(demo.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = pid_after(&line, "127.0.0.1:") as u16;
+    let demo = Running::start(DEMO, &["route-sockets", "--port", "0"]);
+    let port = demo.port;
     let pids = [
-        demo.id(),
-        pid_after(&line, "'special' (pid "),
-        pid_after(&line, "'normal' (pid "),
+        demo.pid(),
+        number_after(&demo.line, "'special' (pid "),
+        number_after(&demo.line, "'normal' (pid "),
     ];
     // Warm up (the workers' first message), then take the baseline.
     assert_eq!(
@@ -94,8 +68,7 @@ fn route_sockets_under_ten_thousand_connections() {
         }
     });
     let after: Vec<usize> = pids.iter().map(|&p| fds_of(p)).collect();
-    let _ = demo.kill();
-    let _ = demo.wait();
+    demo.stop();
     eprintln!(
         "load: {} right, {} wrong; fds parent/special/normal {baseline:?} -> {after:?}",
         right.load(Ordering::Relaxed),
