@@ -189,10 +189,6 @@ impl Endpoint {
         &self.accounting
     }
 
-    pub(crate) fn mark_disconnected(&mut self) {
-        self.disconnected = true;
-    }
-
     pub(crate) fn is_disconnected(&self) -> bool {
         self.disconnected
     }

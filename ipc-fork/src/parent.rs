@@ -126,16 +126,3 @@ impl DerefMut for Parent {
 pub fn has_parent() -> bool {
     std::env::var_os("NODE_CHANNEL_FD").is_some()
 }
-
-/// Marks the parent channel as gone for code that already holds it.
-impl Parent {
-    /// Whether the channel is still open.
-    pub fn is_connected(&self) -> bool {
-        self.endpoint.connected()
-    }
-
-    #[doc(hidden)]
-    pub fn _mark_disconnected(&mut self) {
-        self.endpoint.mark_disconnected();
-    }
-}

@@ -113,11 +113,23 @@ fn unix_listener_serves_in_the_child() {
 
 #[test]
 fn datagram_round_trip_through_the_child() {
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        datagram_round_trip(local);
+    }
+}
+
+fn datagram_round_trip(local: &str) {
     let (mut child, _) = echo_child();
-    let d = Datagram::bind("127.0.0.1:0").unwrap();
+    let d = Datagram::bind(local).unwrap();
     let addr = d.local_addr().unwrap();
+    let family = if addr.is_ipv4() {
+        UdpFamily::V4
+    } else {
+        UdpFamily::V6
+    };
+    assert_eq!(d.family(), family);
     child.send_handle(&"udp", d.into_handle()).unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind(local).unwrap();
     client.send_to(b"ping", addr).unwrap();
     let mut buf = [0u8; 8];
     let (n, from) = client.recv_from(&mut buf).unwrap();
@@ -325,5 +337,21 @@ fn aggregated_connection_count_across_processes() {
     }
     assert_eq!(ipc_fork::connections_total(&server, &[&child]), Some(3));
     drop(kept);
+    child.disconnect().unwrap();
+}
+
+/// An abstract UNIX listener (no path in the file system) works the same.
+#[test]
+fn abstract_unix_listener_serves_in_the_child() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
+    let name = format!("ipc-net-test-{}", std::process::id());
+    let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let server = Server::from(UnixListener::bind_addr(&addr).unwrap());
+    let (mut child, _) = echo_child();
+    child.send_handle(&"server", server.into_handle()).unwrap();
+    let client = UnixStream::connect_addr(&addr).unwrap();
+    assert_eq!(read_line(client), "handled by child\n");
+    assert_eq!(next_report(&mut child).what, "served");
     child.disconnect().unwrap();
 }
