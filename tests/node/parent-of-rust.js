@@ -40,6 +40,20 @@ const readAll = (port) => new Promise((resolve, reject) => {
   assert.strictEqual(await readAll(port), 'handled by child\n');
   assert.strictEqual((await next()).what, 'served');
 
+    // A UDP socket: the child answers a datagram on it.
+  const dgram = require('dgram');
+  const udp = dgram.createSocket('udp4');
+  await new Promise((r) => udp.bind(0, '127.0.0.1', r));
+  const udpPort = udp.address().port;
+  await new Promise((r) => child.send('udp', udp, r));
+  udp.close(); // only the child's copy receives from here on
+  const client4 = dgram.createSocket('udp4');
+  const pong = new Promise((r) => client4.once('message', (m) => r(String(m))));
+  client4.send('ping', udpPort, '127.0.0.1');
+  assert.strictEqual(await pong, 'pong');
+  client4.close();
+  assert.strictEqual((await next()).detail, 'datagram ping');
+
   // A socket, kept by the child until told to let go.
   const srv2 = net.createServer({ pauseOnConnect: true });
   await new Promise((r) => srv2.listen(0, '127.0.0.1', r));

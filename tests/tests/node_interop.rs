@@ -99,6 +99,22 @@ fn rust_parent_drives_a_node_child() {
     BufReader::new(client).read_line(&mut line).unwrap();
     assert_eq!(line, "socket answered by node child\n");
 
+    // A UDP socket, both families: Node rebuilds a dgram.Socket from dgramType.
+    for (local, family) in [("127.0.0.1:0", "udp4"), ("[::1]:0", "udp6")] {
+        let d = ipc_net::Datagram::bind(local).unwrap();
+        let addr = d.local_addr().unwrap();
+        child.send_handle(&"udp", d.into_handle()).unwrap();
+        assert_eq!(
+            recv_json(&mut child),
+            format!(r#"{{"served":"udp","type":"{family}"}}"#)
+        );
+        let client = std::net::UdpSocket::bind(local).unwrap();
+        client.send_to(b"ping", addr).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"pong ping");
+    }
+
     child.disconnect().unwrap();
     assert!(matches!(child.recv().unwrap(), Event::Disconnect));
     match child.recv().unwrap() {
