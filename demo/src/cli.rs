@@ -13,6 +13,13 @@ pub enum Mode {
     RouteSockets(Serve),
     /// The child role.
     Worker(String),
+    /// Measure throughput and round trips against Node and raw syscalls.
+    Bench {
+        /// A run under a minute.
+        quick: bool,
+    },
+    /// The benchmark's counting child (internal).
+    BenchCount(u64),
     /// Print usage.
     Help,
 }
@@ -34,6 +41,7 @@ usage: demo                                   run both scenarios with built-in c
        demo share-server [--port P] [--child-cmd 'CMD ARGS']
        demo route-sockets [--port P] [--vip ADDR] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
+       demo bench [--quick]                   throughput and round trips vs Node and raw syscalls
 
 share-server   parent and child accept from the same listening socket
 route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
@@ -53,6 +61,18 @@ pub fn parse(args: &[String]) -> Result<Mode, String> {
             _ => Err("worker takes at most one argument: the role".into()),
         },
         "share-server" => serve_options(rest, false).map(Mode::ShareServer),
+        "bench" => match rest {
+            [] => Ok(Mode::Bench { quick: false }),
+            [q] if q == "--quick" => Ok(Mode::Bench { quick: true }),
+            _ => Err("bench takes only --quick".into()),
+        },
+        "bench-count" => match rest {
+            [n] => n
+                .parse()
+                .map(Mode::BenchCount)
+                .map_err(|_| format!("bench-count: not a number: {n:?}")),
+            _ => Err("bench-count takes a count".into()),
+        },
         "route-sockets" => serve_options(rest, true).map(Mode::RouteSockets),
         other => Err(format!("unknown command {other:?}")),
     }

@@ -31,6 +31,7 @@ macro_rules! warn {
     }};
 }
 
+mod bench;
 pub mod cli;
 mod common;
 mod selfcheck;
@@ -46,6 +47,8 @@ pub fn run(args: &[String]) -> i32 {
         Ok(cli::Mode::ShareServer(opts)) => serve::share_server(&opts),
         Ok(cli::Mode::RouteSockets(opts)) => serve::route_sockets(&opts),
         Ok(cli::Mode::Worker(role)) => worker::run(&role),
+        Ok(cli::Mode::Bench { quick }) => bench::run(quick),
+        Ok(cli::Mode::BenchCount(n)) => bench::count_child(n),
         Ok(cli::Mode::Help) => {
             println!("{}", cli::USAGE);
             0

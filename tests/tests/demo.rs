@@ -185,3 +185,35 @@ fn route_sockets_replaces_a_dead_worker() {
     );
     demo.stop();
 }
+
+/// The benchmark harness runs and prints every figure it promises (the
+/// numbers themselves are for people, not for assertions).
+#[test]
+fn bench_quick_prints_every_figure() {
+    let out = Command::new(DEMO)
+        .args(["bench", "--quick"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["throughput_small", "throughput_1k", "rtt_p50", "rtt_p99"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("{name}: "))),
+            "{name} missing:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("raw_{name}: ")),
+            "raw_{name} missing"
+        );
+        if have_node() {
+            assert!(
+                stdout.contains(&format!("ratio_{name}: ")),
+                "ratio_{name} missing"
+            );
+        }
+    }
+}
