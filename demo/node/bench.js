@@ -5,6 +5,16 @@
 'use strict';
 const { fork } = require('child_process');
 
+if (process.argv[2] === 'handoff-child') {
+  // Answers each socket with one byte, and each server with a message.
+  process.on('message', (m, handle) => {
+    if (m === 'socket') handle.end('!');
+    else if (m === 'server') { handle.close(); process.send('rebuilt'); }
+  });
+  process.on('disconnect', () => process.exit(0));
+  return;
+}
+
 if (process.argv[2] === 'child') {
   let count = 0;
   const want = Number(process.argv[3]);
@@ -18,6 +28,10 @@ if (process.argv[2] === 'child') {
 }
 
 const [mode, n, len] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] || 0)];
+if (mode === 'socket-handoff' || mode === 'server-handoff') {
+  handoff(mode, n, len);
+  return;
+}
 const child = fork(__filename, ['child', String(n)]);
 if (mode === 'throughput') {
   const payload = 'x'.repeat(len);
@@ -43,4 +57,57 @@ if (mode === 'throughput') {
     }
   });
   ping();
+}
+
+// socket-handoff N IN_FLIGHT -> {"secs": s}: N connections, IN_FLIGHT at a
+// time; the parent accepts each and sends it to the child, which writes one
+// byte and closes. server-handoff N -> {"us": [..sorted..]}: a fresh
+// listening server each time, sent to the child, which rebuilds it and
+// replies.
+function handoff(mode, n, inFlight) {
+  const net = require('net');
+  const child = fork(__filename, ['handoff-child']);
+  if (mode === 'server-handoff') {
+    const us = [];
+    const once = () => {
+      const srv = net.createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const t = process.hrtime.bigint();
+        child.once('message', () => {
+          us.push(Number(process.hrtime.bigint() - t) / 1e3);
+          srv.close();
+          if (us.length === n) {
+            us.sort((a, b) => a - b);
+            console.log(JSON.stringify({ us }));
+            child.disconnect();
+          } else once();
+        });
+        child.send('server', srv);
+      });
+    };
+    once();
+    return;
+  }
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => child.send('socket', socket));
+  server.listen(0, '127.0.0.1', () => {
+    const port = server.address().port;
+    let started = 0;
+    let done = 0;
+    const t = process.hrtime.bigint();
+    const connect = () => {
+      if (started === n) return;
+      started += 1;
+      const c = net.connect(port, '127.0.0.1');
+      c.on('data', () => {});
+      c.on('close', () => {
+        done += 1;
+        if (done === n) {
+          console.log(JSON.stringify({ secs: Number(process.hrtime.bigint() - t) / 1e9 }));
+          server.close();
+          child.disconnect();
+        } else connect();
+      });
+    };
+    for (let i = 0; i < inFlight; i++) connect();
+  });
 }

@@ -24,6 +24,8 @@ struct Plan {
     runs: usize,
     messages: u64,
     pings: usize,
+    connections: usize,
+    servers: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -62,6 +64,88 @@ pub fn count_child(n: u64) -> i32 {
             Err(_) => return 1,
         }
     }
+}
+
+/// The `bench-handoff` child: answers each socket with one byte and each
+/// server with a message, after rebuilding it.
+pub fn handoff_child() -> i32 {
+    let Ok(mut parent) = ipc_fork::parent() else {
+        return 2;
+    };
+    loop {
+        let got = match parent.recv() {
+            Ok(Event::Message(_, Some(Ok(received)))) => received,
+            Ok(Event::Disconnect | Event::Exit(_)) => return 0,
+            Ok(_) => continue,
+            Err(e) if !e.is_fatal() => continue,
+            Err(_) => return 1,
+        };
+        match got {
+            ipc_net::Received::Socket(mut s) => {
+                let _ = s.write_all(b"!");
+            }
+            ipc_net::Received::Server(_) => {
+                if parent.send(&"rebuilt").is_err() {
+                    return 1;
+                }
+            }
+            ipc_net::Received::Datagram(_) => {}
+        }
+    }
+}
+
+/// Ours: sockets/s, `n` connections with `in_flight` clients at a time; the
+/// parent accepts each and sends it to the child, which writes one byte.
+fn ours_socket_handoff(n: usize, in_flight: usize) -> io::Result<f64> {
+    let server = ipc_net::Server::bind("127.0.0.1:0")?;
+    let port = server.local_addr()?.as_inet().expect("TCP").port();
+    let mut child = Command::current_exe()?.arg("bench-handoff").spawn()?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| -> io::Result<()> {
+        for _ in 0..in_flight {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                        let _ = c.read_to_end(&mut Vec::new());
+                    }
+                }
+            });
+        }
+        for _ in 0..n {
+            let conn = server.accept()?;
+            child
+                .send_handle(&"socket", conn.into_handle())
+                .map_err(|e| io::Error::from(e.error))?;
+        }
+        Ok(())
+    })?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    child.disconnect()?;
+    while !matches!(child.recv(), Ok(Event::Exit(_)) | Err(_)) {}
+    Ok(rate)
+}
+
+/// Ours: µs to send a fresh listening server and hear back from the child
+/// that rebuilt it.
+fn ours_server_handoff(n: usize) -> io::Result<Vec<f64>> {
+    let mut child = Command::current_exe()?.arg("bench-handoff").spawn()?;
+    let mut us = Vec::with_capacity(n);
+    for _ in 0..n {
+        let server = ipc_net::Server::bind("127.0.0.1:0")?;
+        let t = Instant::now();
+        child
+            .send_handle(&"server", server.to_handle()?)
+            .map_err(|e| io::Error::from(e.error))?;
+        match child.recv() {
+            Ok(Event::Message(..)) => us.push(t.elapsed().as_secs_f64() * 1e6),
+            other => return Err(io::Error::other(format!("handoff child: {other:?}"))),
+        }
+    }
+    child.disconnect()?;
+    while !matches!(child.recv(), Ok(Event::Exit(_)) | Err(_)) {}
+    us.sort_by(f64::total_cmp);
+    Ok(us)
 }
 
 /// Ours: messages/s from the first send until the child has counted all.
@@ -195,12 +279,16 @@ pub fn run(quick: bool) -> i32 {
             runs: 3,
             messages: 50_000,
             pings: 2_000,
+            connections: 5_000,
+            servers: 200,
         }
     } else {
         Plan {
             runs: 5,
             messages: 200_000,
             pings: 20_000,
+            connections: 20_000,
+            servers: 1_000,
         }
     };
     let script = std::env::temp_dir().join(format!("ipc-demo-bench-{}.js", std::process::id()));
@@ -251,6 +339,43 @@ pub fn run(quick: bool) -> i32 {
                 line(&format!("node_{name}"), n, "us");
                 say!("ratio_{name}: {:.2}x", n / o);
             }
+        }
+        const IN_FLIGHT: usize = 64;
+        let ours = median(
+            (0..plan.runs)
+                .map(|_| ours_socket_handoff(plan.connections, IN_FLIGHT))
+                .collect::<io::Result<_>>()?,
+        );
+        line("socket_handoff", ours, "sockets/s");
+        let args = [
+            "socket-handoff".to_owned(),
+            plan.connections.to_string(),
+            IN_FLIGHT.to_string(),
+        ];
+        let node_runs: Option<Vec<f64>> = (0..plan.runs)
+            .map(|_| {
+                node(&script, &args)
+                    .and_then(|o| numbers(&o).first().copied())
+                    .map(|secs| plan.connections as f64 / secs)
+            })
+            .collect();
+        if let Some(runs) = node_runs.filter(|_| have_node) {
+            let n = median(runs);
+            line("node_socket_handoff", n, "sockets/s");
+            say!("ratio_socket_handoff: {:.2}x", ours / n);
+        }
+        let ours = percentile(&ours_server_handoff(plan.servers)?, 0.5);
+        line("server_handoff", ours, "us");
+        if let Some(n) = node(
+            &script,
+            &["server-handoff".to_owned(), plan.servers.to_string()],
+        )
+        .map(|o| numbers(&o))
+        .filter(|v| !v.is_empty())
+        {
+            let n = percentile(&n, 0.5);
+            line("node_server_handoff", n, "us");
+            say!("ratio_server_handoff: {:.2}x", n / ours);
         }
         Ok(())
     })();

@@ -20,6 +20,8 @@ pub enum Mode {
     },
     /// The benchmark's counting child (internal).
     BenchCount(u64),
+    /// The benchmark's hand-off child (internal).
+    BenchHandoff,
     /// Print usage.
     Help,
 }
@@ -66,6 +68,7 @@ pub fn parse(args: &[String]) -> Result<Mode, String> {
             [q] if q == "--quick" => Ok(Mode::Bench { quick: true }),
             _ => Err("bench takes only --quick".into()),
         },
+        "bench-handoff" => Ok(Mode::BenchHandoff),
         "bench-count" => match rest {
             [n] => n
                 .parse()

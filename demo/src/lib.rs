@@ -49,6 +49,7 @@ pub fn run(args: &[String]) -> i32 {
         Ok(cli::Mode::Worker(role)) => worker::run(&role),
         Ok(cli::Mode::Bench { quick }) => bench::run(quick),
         Ok(cli::Mode::BenchCount(n)) => bench::count_child(n),
+        Ok(cli::Mode::BenchHandoff) => bench::handoff_child(),
         Ok(cli::Mode::Help) => {
             println!("{}", cli::USAGE);
             0

@@ -200,16 +200,26 @@ fn bench_quick_prints_every_figure() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for name in ["throughput_small", "throughput_1k", "rtt_p50", "rtt_p99"] {
+    let node = have_node();
+    for name in [
+        "throughput_small",
+        "throughput_1k",
+        "rtt_p50",
+        "rtt_p99",
+        "socket_handoff",
+        "server_handoff",
+    ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(&format!("{name}: "))),
             "{name} missing:\n{stdout}"
         );
-        assert!(
-            stdout.contains(&format!("raw_{name}: ")),
-            "raw_{name} missing"
-        );
-        if have_node() {
+        if !name.ends_with("handoff") {
+            assert!(
+                stdout.contains(&format!("raw_{name}: ")),
+                "raw_{name} missing"
+            );
+        }
+        if node {
             assert!(
                 stdout.contains(&format!("ratio_{name}: ")),
                 "ratio_{name} missing"
