@@ -268,6 +268,32 @@ fn numbers(json: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Runs Node's side `runs` times (each prints the seconds `count` items
+/// took) and prints its median rate and our ratio to it; nothing without
+/// `node`.
+fn node_rate(
+    script: &std::path::Path,
+    args: &[String],
+    runs: usize,
+    count: f64,
+    name: &str,
+    ours: f64,
+    unit: &str,
+) {
+    let rates: Option<Vec<f64>> = (0..runs)
+        .map(|_| {
+            node(script, args)
+                .and_then(|o| numbers(&o).first().copied())
+                .map(|secs| count / secs)
+        })
+        .collect();
+    if let Some(rates) = rates {
+        let n = median(rates);
+        line(&format!("node_{name}"), n, unit);
+        say!("ratio_{name}: {:.2}x", ours / n);
+    }
+}
+
 fn line(name: &str, value: f64, unit: &str) {
     say!("{name}: {value:.1} {unit}");
 }
@@ -292,7 +318,9 @@ pub fn run(quick: bool) -> i32 {
         }
     };
     let script = std::env::temp_dir().join(format!("ipc-demo-bench-{}.js", std::process::id()));
-    let have_node = std::fs::write(&script, include_str!("../node/bench.js")).is_ok();
+    if let Err(e) = std::fs::write(&script, include_str!("../node/bench.js")) {
+        warn!("demo bench: cannot write Node's script, Node figures skipped: {e}");
+    }
     let result = (|| -> io::Result<()> {
         for (name, len) in [("throughput_small", 16usize), ("throughput_1k", 1024)] {
             let payload = "x".repeat(len);
@@ -313,18 +341,15 @@ pub fn run(quick: bool) -> i32 {
                 plan.messages.to_string(),
                 len.to_string(),
             ];
-            let node_runs: Option<Vec<f64>> = (0..plan.runs)
-                .map(|_| {
-                    node(&script, &args)
-                        .and_then(|o| numbers(&o).first().copied())
-                        .map(|secs| plan.messages as f64 / secs)
-                })
-                .collect();
-            if let Some(runs) = node_runs.filter(|_| have_node) {
-                let n = median(runs);
-                line(&format!("node_{name}"), n, "msg/s");
-                say!("ratio_{name}: {:.2}x", ours / n);
-            }
+            node_rate(
+                &script,
+                &args,
+                plan.runs,
+                plan.messages as f64,
+                name,
+                ours,
+                "msg/s",
+            );
         }
         let ours = ours_rtt(plan.pings)?;
         let raw = raw_rtt(plan.pings)?;
@@ -352,18 +377,15 @@ pub fn run(quick: bool) -> i32 {
             plan.connections.to_string(),
             IN_FLIGHT.to_string(),
         ];
-        let node_runs: Option<Vec<f64>> = (0..plan.runs)
-            .map(|_| {
-                node(&script, &args)
-                    .and_then(|o| numbers(&o).first().copied())
-                    .map(|secs| plan.connections as f64 / secs)
-            })
-            .collect();
-        if let Some(runs) = node_runs.filter(|_| have_node) {
-            let n = median(runs);
-            line("node_socket_handoff", n, "sockets/s");
-            say!("ratio_socket_handoff: {:.2}x", ours / n);
-        }
+        node_rate(
+            &script,
+            &args,
+            plan.runs,
+            plan.connections as f64,
+            "socket_handoff",
+            ours,
+            "sockets/s",
+        );
         let ours = percentile(&ours_server_handoff(plan.servers)?, 0.5);
         line("server_handoff", ours, "us");
         if let Some(n) = node(
