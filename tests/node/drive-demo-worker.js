@@ -5,15 +5,9 @@ const { spawn } = require('child_process');
 const net = require('net');
 const assert = require('assert');
 
-const guard = setTimeout(() => { console.error('FAIL: timeout'); process.exit(2); }, 30000);
+const { readAll: reply, guard: startGuard } = require('./helpers');
+const guard = startGuard(30000);
 const child = spawn(process.argv[2], ['worker', 'special'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
-const reply = (port) => new Promise((resolve, reject) => {
-  const c = net.connect(port, '127.0.0.1');
-  let data = '';
-  c.on('data', (d) => { data += d; });
-  c.on('end', () => resolve(data));
-  c.on('error', reject);
-});
 
 (async () => {
   const msg = { hello: 'wörld \u2028', n: [1, 2, { deep: true }] };

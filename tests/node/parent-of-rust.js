@@ -6,20 +6,14 @@ const { spawn } = require('child_process');
 const net = require('net');
 const assert = require('assert');
 
-const guard = setTimeout(() => { console.error('FAIL: timeout'); process.exit(2); }, 30000);
+const { readAll, guard: startGuard } = require('./helpers');
+const guard = startGuard(30000);
 const child = spawn(process.argv[2], ['echo'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
 
 const inbox = [];
 let waiting = null;
 child.on('message', (m) => { if (waiting) { const w = waiting; waiting = null; w(m); } else inbox.push(m); });
 const next = () => new Promise((resolve) => { if (inbox.length) resolve(inbox.shift()); else waiting = resolve; });
-const readAll = (port) => new Promise((resolve, reject) => {
-  const c = net.connect(port, '127.0.0.1');
-  let data = '';
-  c.on('data', (d) => { data += d; });
-  c.on('end', () => resolve(data));
-  c.on('error', reject);
-});
 
 (async () => {
   const started = await next();
