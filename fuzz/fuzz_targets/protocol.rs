@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                     let cut = if op % 8 == 2 { line.len() } else { 1 + arg % line.len() };
                     let extra: Vec<(OwnedFd, OwnedFd)> = (0..usize::from(op % 8 == 1) * (1 + arg % 3)).map(|_| pair()).collect();
                     let fds: Vec<_> = extra.iter().map(|(x, _)| x.as_fd()).collect();
-                    let _ = sys::send_with_fds(peer.as_fd(), &line[..cut], &fds);
+                    let _ = sys::send_with_fds(peer.as_fd(), &line[..cut], &fds, sys::Wait::DontWait);
                 }
                 // Peer writes raw bytes from the input.
                 3 => {
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
                     // Peer reads whatever we sent (and drops its fds).
                                         let mut buf = [0u8; 4096];
                     let mut fds = sys::ReceivedFds::new();
-                    let _ = sys::recv_with_fds(peer.as_fd(), &mut buf, &mut fds);
+                    let _ = sys::recv_with_fds(peer.as_fd(), &mut buf, &mut fds, sys::Wait::DontWait);
                 }
             }
         }

@@ -13,7 +13,7 @@ use crate::handle::Handle;
 use crate::json::scan::Span;
 use crate::message::Message;
 use crate::rx::{Delivery, Json, Line, Next, Rx, MARK_DONE, MARK_GAVE_UP, MARK_STRAY};
-use crate::sys;
+use crate::sys::{self, Wait};
 use crate::tx::{kind_code, kind_from_code, Reply, Tx};
 use crate::wire;
 
@@ -29,9 +29,11 @@ pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 /// it they live inside the `Channel` (128 KiB with the defaults: keep it in
 /// a `static`). Sending and receiving never allocate.
 ///
-/// The socket is switched to non-blocking mode; the blocking calls wait with
-/// `poll(2)`. Every call is usable from a poller: register [`AsFd`] for
-/// readability always, and for writability while [`wants_write`] is true.
+/// The socket is put in blocking mode: a blocking receive waits inside
+/// `recvmsg(2)` (one system call per read), and every call that must not
+/// wait passes `MSG_DONTWAIT`. So every `try_` call is usable from a
+/// poller: register [`AsFd`] for readability always, and for writability
+/// while [`wants_write`] is true. Do not read or write the socket yourself.
 ///
 /// [`wants_write`]: Channel::wants_write
 pub struct Channel<const RX: usize = DEFAULT_CAPACITY, const TX: usize = DEFAULT_CAPACITY> {
@@ -93,14 +95,15 @@ impl<const RX: usize, const TX: usize> core::fmt::Debug for Channel<RX, TX> {
 }
 
 impl<const RX: usize, const TX: usize> Channel<RX, TX> {
-    /// Takes over a connected `AF_UNIX` stream socket and makes it
-    /// non-blocking. Fails with `ENOTSOCK`/`EINVAL` for anything else.
+    /// Takes over a connected `AF_UNIX` stream socket (and puts it in
+    /// blocking mode, see above). Fails with `ENOTSOCK`/`EINVAL` for
+    /// anything else.
     pub fn new(sock: impl Into<OwnedFd>) -> Result<Self, Error> {
         let sock = sock.into();
         if rustix::net::sockopt::socket_type(&sock)? != SocketType::STREAM {
             return Err(Error::Io(rustix::io::Errno::INVAL));
         }
-        rustix::io::ioctl_fionbio(&sock, true)?;
+        rustix::io::ioctl_fionbio(&sock, false)?;
         Ok(Channel {
             sock,
             rx: Rx::new(),
@@ -131,6 +134,30 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             }
         }
         self.flush()
+    }
+
+    /// Queues `msg` without writing it yet, so that many messages leave in
+    /// one `sendmsg`. It goes out at the next flush point: [`flush`],
+    /// [`try_flush`], [`send`], [`send_handle`], any [`recv`]/[`try_recv`]
+    /// (before it reads), [`disconnect`], dropping the channel (best effort,
+    /// without waiting), or when the send buffer is full: then `queue`
+    /// writes what is queued, waiting for room if the socket is full.
+    ///
+    /// [`flush`]: Self::flush
+    /// [`try_flush`]: Self::try_flush
+    /// [`send`]: Self::send
+    /// [`send_handle`]: Self::send_handle
+    /// [`recv`]: Self::recv
+    /// [`try_recv`]: Self::try_recv
+    /// [`disconnect`]: Self::disconnect
+    pub fn queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        self.check_open()?;
+        loop {
+            match self.tx.push_frame(|buf| wire::plain_frame(buf, msg)) {
+                Err(Error::WouldBlock) => self.step(true)?,
+                other => return other,
+            }
+        }
     }
 
     /// Queues `msg` and writes what can be written without blocking.
@@ -371,16 +398,20 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         if events.is_empty() {
             return Ok(());
         }
+        if events == PollFlags::IN {
+            // Only an answer can move things on: wait for it in recvmsg.
+            return self.read_ahead(Wait::AsSocket);
+        }
         let ready = sys::wait(self.sock.as_fd(), events)?;
         if ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-            self.read_ahead()?;
+            self.read_ahead(Wait::DontWait)?;
         }
         Ok(())
     }
 
     /// Reads without delivering, and handles any ACK/NACK found.
-    fn read_ahead(&mut self) -> Result<(), Error> {
-        let r = match self.rx.read(self.sock.as_fd()) {
+    fn read_ahead(&mut self, wait: Wait) -> Result<(), Error> {
+        let r = match self.rx.read(self.sock.as_fd(), wait) {
             Ok(true) | Err(Error::WouldBlock) => Ok(()),
             Ok(false) => Err(Error::Disconnected),
             Err(e) => Err(e),
@@ -455,7 +486,13 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                         return Err(Error::Disconnected);
                     }
                     self.flush_quietly()?;
-                    match self.rx.read(self.sock.as_fd()) {
+                    // Nothing to write: a blocking receive waits in recvmsg.
+                    let wait = if block && !self.tx.wants_write() {
+                        Wait::AsSocket
+                    } else {
+                        Wait::DontWait
+                    };
+                    match self.rx.read(self.sock.as_fd(), wait) {
                         Ok(_) => continue,
                         Err(Error::WouldBlock) if !block => return Err(Error::WouldBlock),
                         Err(Error::WouldBlock) => {
@@ -562,6 +599,15 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                     (Claim::None, _) => Outcome::Fail(Error::HandleWithoutFd),
                 }
             }
+        }
+    }
+}
+
+impl<const RX: usize, const TX: usize> Drop for Channel<RX, TX> {
+    /// Writes what is queued if the socket takes it now; never waits.
+    fn drop(&mut self) {
+        if !self.closed && self.tx.wants_write() {
+            let _ = self.tx.flush(self.sock.as_fd());
         }
     }
 }

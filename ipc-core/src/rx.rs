@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::fdqueue::FdQueue;
 use crate::handle::Handle;
 use crate::message::Message;
-use crate::sys::{self, ReceivedFds};
+use crate::sys::{self, ReceivedFds, Wait};
 
 /// First byte of a read-ahead line whose ACK/NACK was handled.
 pub(crate) const MARK_DONE: u8 = 0x00;
@@ -110,10 +110,7 @@ impl<const N: usize> Rx<N> {
     /// Index just past the next `\n` at or after `from`, searching no
     /// further than `end`.
     fn newline_from(&self, from: usize) -> Option<usize> {
-        self.buf[from..self.end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| from + i)
+        crate::bytes::find(&self.buf[from..self.end], b'\n').map(|i| from + i)
     }
 
     /// Takes the next complete line, if one is buffered.
@@ -229,15 +226,16 @@ impl<const N: usize> Rx<N> {
         Ok(())
     }
 
-    /// Reads once from `sock` (non-blocking socket: `Err(WouldBlock)` when
-    /// nothing is there). `Ok(false)` at EOF.
-    pub fn read(&mut self, sock: BorrowedFd<'_>) -> Result<bool, Error> {
+    /// Reads once from `sock`, waiting for data as `wait` says
+    /// (`Err(WouldBlock)` when it must not wait and nothing is there).
+    /// `Ok(false)` at EOF.
+    pub fn read(&mut self, sock: BorrowedFd<'_>, wait: Wait) -> Result<bool, Error> {
         if self.eof {
             return Ok(false);
         }
         self.make_room()?;
         let mut fds = ReceivedFds::new();
-        let got = match sys::recv_with_fds(sock, &mut self.buf[self.end..], &mut fds) {
+        let got = match sys::recv_with_fds(sock, &mut self.buf[self.end..], &mut fds, wait) {
             Ok(got) => got,
             // A peer that closes with unread data makes us see ECONNRESET.
             Err(Errno::CONNRESET) => {

@@ -3,8 +3,8 @@
 //! Every call retries `EINTR`, sends with `MSG_NOSIGNAL` (a dead peer is
 //! `EPIPE`, never `SIGPIPE`, even in hosts that do not ignore the signal), and
 //! receives with `MSG_CMSG_CLOEXEC` (received descriptors are close-on-exec
-//! from the moment they exist). `EAGAIN` is returned as is for non-blocking
-//! sockets.
+//! from the moment they exist). `EAGAIN` is returned as is for a call that
+//! must not wait ([`Wait::DontWait`], or a socket in non-blocking mode).
 
 use core::mem::MaybeUninit;
 
@@ -19,6 +19,19 @@ use rustix::net::{
 /// Most descriptors one [`send_with_fds`] or [`recv_with_fds`] call carries.
 /// Node sends one per message; more arriving at once is `MSG_CTRUNC`.
 pub const MAX_FDS_PER_CALL: usize = 8;
+
+/// Whether a call may wait for the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The socket's own mode decides: a blocking socket waits inside the
+    /// call, one in non-blocking mode returns `EAGAIN`.
+    AsSocket,
+    /// `MSG_DONTWAIT`: `EAGAIN` instead of waiting, whatever the socket's
+    /// mode. A channel keeps its socket blocking and uses this for every
+    /// non-blocking call, so a blocking receive costs one `recvmsg`
+    /// instead of `recvmsg` + `poll` + `recvmsg`.
+    DontWait,
+}
 
 /// Retries `f` while it fails with `EINTR`.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
@@ -46,6 +59,7 @@ pub fn send_with_fds(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
     fds: &[BorrowedFd<'_>],
+    wait: Wait,
 ) -> Result<usize, Errno> {
     if fds.len() > MAX_FDS_PER_CALL || (bytes.is_empty() && !fds.is_empty()) {
         return Err(Errno::INVAL);
@@ -56,11 +70,15 @@ pub fn send_with_fds(
         return Err(Errno::INVAL);
     }
     let iov = [IoSlice::new(bytes)];
-    retry(|| sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL))
+    let mut flags = SendFlags::NOSIGNAL;
+    if wait == Wait::DontWait {
+        flags |= SendFlags::DONTWAIT;
+    }
+    retry(|| sendmsg(sock, &iov, &mut control, flags))
 }
 
 /// Writes all of `bytes`, `fds` riding on the first byte only, waiting for
-/// room on a non-blocking socket. For a blocking caller that has one frame to
+/// room whatever the socket's mode. For a blocking caller that has one frame to
 /// get out; the channel has its own resumable path.
 pub fn send_all_with_fds(
     sock: BorrowedFd<'_>,
@@ -70,7 +88,7 @@ pub fn send_all_with_fds(
     let mut sent = 0;
     let mut fds = fds;
     while sent < bytes.len() {
-        match send_with_fds(sock, &bytes[sent..], fds) {
+        match send_with_fds(sock, &bytes[sent..], fds, Wait::DontWait) {
             Ok(n) => {
                 sent += n;
                 fds = &[];
@@ -110,13 +128,18 @@ pub fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut ReceivedFds,
+    wait: Wait,
 ) -> Result<Received, Errno> {
     fds.clear();
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if wait == Wait::DontWait {
+        flags |= RecvFlags::DONTWAIT;
+    }
     let msg = retry(|| {
         let mut iov = [IoSliceMut::new(buf)];
-        recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+        recvmsg(sock, &mut iov, &mut control, flags)
     })?;
     let mut fds_truncated = msg.flags.contains(ReturnFlags::CTRUNC);
     for message in control.drain() {

@@ -15,7 +15,7 @@ use crate::buf::{zeroed, Buf};
 use crate::error::Error;
 use crate::handle::{Handle, HandleKind, UdpFamily};
 use crate::json::JsonError;
-use crate::sys;
+use crate::sys::{self, Wait::DontWait};
 use crate::wire::{ACK, NACK, NESTED_PREFIX};
 
 /// Handles that may wait in the send queue.
@@ -231,7 +231,8 @@ impl<const N: usize> Tx<N> {
             if let Some(&reply) = self.replies.front() {
                 if self.reply_sent > 0 || !self.mid_frame {
                     let bytes = if reply == Reply::Ack { ACK } else { NACK };
-                    self.reply_sent += sys::send_with_fds(sock, &bytes[self.reply_sent..], &[])?;
+                    self.reply_sent +=
+                        sys::send_with_fds(sock, &bytes[self.reply_sent..], &[], DontWait)?;
                     if self.reply_sent == bytes.len() {
                         self.replies.pop_front();
                         self.reply_sent = 0;
@@ -254,8 +255,12 @@ impl<const N: usize> Tx<N> {
             match self.queued.front() {
                 Some(f) if f.start == self.head => {
                     let end = f.end;
-                    let n =
-                        sys::send_with_fds(sock, &self.buf[self.head..end], &[f.handle.as_fd()])?;
+                    let n = sys::send_with_fds(
+                        sock,
+                        &self.buf[self.head..end],
+                        &[f.handle.as_fd()],
+                        DontWait,
+                    )?;
                     self.head += n;
                     self.mid_frame = self.head < end;
                     self.awaiting = self.queued.pop_front();
@@ -271,7 +276,7 @@ impl<const N: usize> Tx<N> {
 
     /// Writes `buf[head..end]`, which carries no descriptor.
     fn write_plain(&mut self, sock: BorrowedFd<'_>, end: usize) -> Result<(), Error> {
-        let n = sys::send_with_fds(sock, &self.buf[self.head..end], &[])?;
+        let n = sys::send_with_fds(sock, &self.buf[self.head..end], &[], DontWait)?;
         self.head += n;
         self.mid_frame = self.buf[self.head - 1] != b'\n';
         if self.awaiting.is_none() {

@@ -56,6 +56,18 @@ impl Endpoint {
         self.channel.send(msg)
     }
 
+    /// Queues a message to leave with others in one write; it goes out at
+    /// the next flush point (see [`Channel::queue`]): [`flush`](Self::flush),
+    /// any send or receive, or a full send buffer.
+    pub fn queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        self.channel.queue(msg)
+    }
+
+    /// Waits until everything queued is written (see [`Channel::flush`]).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.channel.flush()
+    }
+
     /// Sends a message with a handle and waits until the peer has
     /// acknowledged it; our copy of the descriptor is closed by then. A
     /// [`Socket`](ipc_net::Socket) moves (`socket.into_handle()`); a server

@@ -96,7 +96,8 @@ impl RawPeer {
             let mut chunk = [0u8; 65536];
             let mut fds = ReceivedFds::new();
             let got =
-                sys::recv_with_fds(self.sock.as_fd(), &mut chunk, &mut fds).expect("raw read");
+                sys::recv_with_fds(self.sock.as_fd(), &mut chunk, &mut fds, sys::Wait::AsSocket)
+                    .expect("raw read");
             assert!(!got.fds_truncated, "raw peer lost descriptors");
             assert!(
                 got.bytes > 0,
