@@ -46,28 +46,33 @@ struct Fields {
 }
 
 impl Fields {
-    /// Reads the members of the object at `obj` (later duplicates win, as in
-    /// `JSON.parse`).
-    fn of(line: &[u8], obj: Span) -> Result<Fields, JsonError> {
+    /// Reads the members of the object at `start`, validating it (later
+    /// duplicates win, as in `JSON.parse`). Returns the fields and the index
+    /// just past the object.
+    fn of(line: &[u8], start: usize) -> Result<(Fields, usize), JsonError> {
         let mut f = Fields::default();
-        scan::object_fields(line, obj.start, |k, v| {
-            let k = k.of(line);
-            let slot = if scan::string_eq(k, "cmd") {
-                &mut f.cmd
-            } else if scan::string_eq(k, "type") {
-                &mut f.kind
-            } else if scan::string_eq(k, "msg") {
-                &mut f.msg
-            } else if scan::string_eq(k, "key") {
-                &mut f.key
-            } else if scan::string_eq(k, "dgramType") {
-                &mut f.dgram_type
+        let end = scan::object_fields(line, start, |name, v| {
+            let raw = name.span.of(line);
+            let mut buf = [0u8; 16];
+            let name = if name.escaped {
+                match unescape_into(raw, &mut buf) {
+                    (text, true) => text.as_bytes(),
+                    _ => return,
+                }
             } else {
-                return;
+                raw
+            };
+            let slot = match name {
+                b"cmd" => &mut f.cmd,
+                b"type" => &mut f.kind,
+                b"msg" => &mut f.msg,
+                b"key" => &mut f.key,
+                b"dgramType" => &mut f.dgram_type,
+                _ => return,
             };
             *slot = Some(v);
         })?;
-        Ok(f)
+        Ok((f, end))
     }
 }
 
@@ -97,7 +102,7 @@ fn internal_cmd(
     let fields = match fields {
         Some(f) => f,
         None => {
-            owned = Fields::of(line, value)?;
+            owned = Fields::of(line, value.start)?.0;
             &owned
         }
     };
@@ -119,11 +124,16 @@ fn internal_cmd(
 /// Validates `line` (one JSON value plus optional whitespace) and says what
 /// it is.
 pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
-    let value = scan::whole_value(line)?;
-    if line[value.start] != b'{' {
+    let start = scan::skip_ws(line, 0);
+    if line.get(start) != Some(&b'{') {
+        let value = scan::whole_value(line)?;
         return Ok(Envelope::Message { value, cmd: None });
     }
-    let fields = Fields::of(line, value)?;
+    // One pass over an object: it is validated while the members the
+    // protocol needs are picked out.
+    let (fields, end) = Fields::of(line, start)?;
+    scan::only_ws_after(line, end)?;
+    let value = Span { start, end };
     let Some(cmd) = internal_cmd(line, value, Some(&fields))? else {
         return Ok(Envelope::Message { value, cmd: None });
     };
@@ -150,7 +160,7 @@ fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, Js
     // Node retransmits a NACKed socket wrapped once more as
     // {"cmd":"NODE_HANDLE","type":"net.Native","msg":<the first wrapper>}.
     if kind == Some(HandleKind::Native) && depth == 0 && line.get(msg.start) == Some(&b'{') {
-        let inner = Fields::of(line, msg)?;
+        let (inner, _) = Fields::of(line, msg.start)?;
         if let Some(c) = internal_cmd(line, msg, Some(&inner))? {
             if c == "NODE_HANDLE" {
                 return handle_wrapper(line, inner, 1);
@@ -203,10 +213,46 @@ mod tests {
         assert_eq!(kind_of("42"), "user");
         assert_eq!(kind_of("{\"cmd\":\"NODE_HANDLE_ACK\"}\r"), "ack");
         assert_eq!(kind_of("{\"x\":1,\"cmd\":\"NODE_HANDLE_NACK\"}"), "nack");
+        // JSON.parse decodes member names too.
+        assert_eq!(kind_of("{\"\\u0063md\":\"NODE_HANDLE_ACK\"}"), "ack");
+        assert_eq!(
+            kind_of("{\"cmd\":\"NODE_HANDLE_ACK\",\"cmd\":\"x\"}"),
+            "user"
+        );
         assert_eq!(
             kind_of("{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\",\"msg\":\"server\"}"),
             "handle"
         );
+    }
+
+    /// An object line is validated in the same pass that reads its members,
+    /// with the same depth bound and trailing-text check as any value.
+    #[test]
+    fn objects_are_validated_whole() {
+        let depth = crate::json::MAX_DEPTH;
+        let mut line = [0u8; 2 * crate::json::MAX_DEPTH + 16];
+        let nested = |levels: usize, out: &mut [u8]| -> usize {
+            // {"a":[[...[0]...]]}: the object is one level.
+            out[..5].copy_from_slice(b"{\"a\":");
+            out[5..5 + levels].fill(b'[');
+            out[5 + levels] = b'0';
+            out[6 + levels..6 + 2 * levels].fill(b']');
+            out[6 + 2 * levels] = b'}';
+            7 + 2 * levels
+        };
+        let n = nested(depth - 1, &mut line);
+        assert!(read(&line[..n]).is_ok());
+        let n = nested(depth, &mut line);
+        assert!(matches!(read(&line[..n]), Err(JsonError::TooDeep { .. })));
+        assert!(matches!(
+            read(b"{\"a\":1} x"),
+            Err(JsonError::TrailingCharacters { offset: 8 })
+        ));
+        assert!(matches!(
+            read(b"{\"a\":tru}"),
+            Err(JsonError::Syntax { .. })
+        ));
+        assert!(matches!(read(b"  "), Err(JsonError::Empty)));
     }
 
     #[test]

@@ -56,6 +56,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 mod buf;
+mod bytes;
 mod channel;
 mod envelope;
 mod error;

@@ -58,7 +58,9 @@ impl Serializer<'_> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes = s.as_bytes();
         let mut run = 0;
-        for (i, &c) in bytes.iter().enumerate() {
+        loop {
+            let i = run + crate::bytes::plain_len(&bytes[run..]);
+            let Some(&c) = bytes.get(i) else { break };
             let esc: &[u8] = match c {
                 b'"' => b"\\\"",
                 b'\\' => b"\\\\",
@@ -67,7 +69,8 @@ impl Serializer<'_> {
                 b'\t' => b"\\t",
                 0x08 => b"\\b",
                 0x0c => b"\\f",
-                0..=0x1f => &[
+                // The other control characters.
+                _ => &[
                     b'\\',
                     b'u',
                     b'0',
@@ -75,7 +78,6 @@ impl Serializer<'_> {
                     HEX[usize::from(c >> 4)],
                     HEX[usize::from(c & 15)],
                 ],
-                _ => continue,
             };
             self.push(&bytes[run..i])?;
             self.push(esc)?;
