@@ -12,7 +12,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
-    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    recvmsg, send, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
 };
 
@@ -64,16 +64,20 @@ pub fn send_with_fds(
     if fds.len() > MAX_FDS_PER_CALL || (bytes.is_empty() && !fds.is_empty()) {
         return Err(Errno::INVAL);
     }
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(Errno::INVAL);
-    }
-    let iov = [IoSlice::new(bytes)];
     let mut flags = SendFlags::NOSIGNAL;
     if wait == Wait::DontWait {
         flags |= SendFlags::DONTWAIT;
     }
+    if fds.is_empty() {
+        // Plain bytes: send(2) skips copying in a msghdr and an iovec.
+        return retry(|| send(sock, bytes, flags));
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(Errno::INVAL);
+    }
+    let iov = [IoSlice::new(bytes)];
     retry(|| sendmsg(sock, &iov, &mut control, flags))
 }
 
