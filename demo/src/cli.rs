@@ -17,11 +17,11 @@ pub enum Mode {
     Bench {
         /// A run under a minute.
         quick: bool,
+        /// The figures to measure; all when empty.
+        only: Vec<String>,
     },
-    /// The benchmark's counting child (internal).
-    BenchCount(u64),
-    /// The benchmark's hand-off child (internal).
-    BenchHandoff,
+    /// A benchmark child process, with its role and arguments (internal).
+    BenchChild(Vec<String>),
     /// Print usage.
     Help,
 }
@@ -43,7 +43,9 @@ usage: demo                                   run both scenarios with built-in c
        demo share-server [--port P] [--child-cmd 'CMD ARGS']
        demo route-sockets [--port P] [--vip ADDR] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
-       demo bench [--quick]                   throughput and round trips vs Node and raw syscalls
+       demo bench [--quick] [FIGURE..]        our speed vs Node's and raw syscalls; figures:
+                                              throughput_small throughput_1k rtt socket_handoff
+                                              server_handoff allocs_per_msg (default: all)
 
 share-server   parent and child accept from the same listening socket
 route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
@@ -63,19 +65,15 @@ pub fn parse(args: &[String]) -> Result<Mode, String> {
             _ => Err("worker takes at most one argument: the role".into()),
         },
         "share-server" => serve_options(rest, false).map(Mode::ShareServer),
-        "bench" => match rest {
-            [] => Ok(Mode::Bench { quick: false }),
-            [q] if q == "--quick" => Ok(Mode::Bench { quick: true }),
-            _ => Err("bench takes only --quick".into()),
-        },
-        "bench-handoff" => Ok(Mode::BenchHandoff),
-        "bench-count" => match rest {
-            [n] => n
-                .parse()
-                .map(Mode::BenchCount)
-                .map_err(|_| format!("bench-count: not a number: {n:?}")),
-            _ => Err("bench-count takes a count".into()),
-        },
+        "bench" => {
+            let quick = rest.iter().any(|a| a == "--quick");
+            let only: Vec<String> = rest.iter().filter(|a| *a != "--quick").cloned().collect();
+            match only.iter().find(|f| f.starts_with('-')) {
+                Some(flag) => Err(format!("bench: unknown option {flag:?}")),
+                None => Ok(Mode::Bench { quick, only }),
+            }
+        }
+        "bench-child" => Ok(Mode::BenchChild(rest.to_vec())),
         "route-sockets" => serve_options(rest, true).map(Mode::RouteSockets),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -146,5 +144,13 @@ mod tests {
         assert!(parse(&args("share-server --vip 1.2.3.4")).is_err());
         assert!(parse(&args("share-server --port")).is_err());
         assert!(parse(&args("bogus")).is_err());
+        assert_eq!(
+            parse(&args("bench rtt --quick")),
+            Ok(Mode::Bench {
+                quick: true,
+                only: vec!["rtt".into()]
+            })
+        );
+        assert!(parse(&args("bench --fast")).is_err());
     }
 }

@@ -39,6 +39,8 @@ mod serve;
 mod signals;
 mod worker;
 
+pub use bench::CountingAlloc;
+
 /// Runs the demo with `args` (without the program name); returns the exit
 /// code.
 pub fn run(args: &[String]) -> i32 {
@@ -47,9 +49,8 @@ pub fn run(args: &[String]) -> i32 {
         Ok(cli::Mode::ShareServer(opts)) => serve::share_server(&opts),
         Ok(cli::Mode::RouteSockets(opts)) => serve::route_sockets(&opts),
         Ok(cli::Mode::Worker(role)) => worker::run(&role),
-        Ok(cli::Mode::Bench { quick }) => bench::run(quick),
-        Ok(cli::Mode::BenchCount(n)) => bench::count_child(n),
-        Ok(cli::Mode::BenchHandoff) => bench::handoff_child(),
+        Ok(cli::Mode::Bench { quick, only }) => bench::run(quick, &only),
+        Ok(cli::Mode::BenchChild(args)) => bench::run_child(&args),
         Ok(cli::Mode::Help) => {
             println!("{}", cli::USAGE);
             0

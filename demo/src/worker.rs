@@ -20,9 +20,16 @@ pub fn run(role: &str) -> i32 {
         }
     };
     let reply = role_reply(role);
+    // The message's text, kept after the message is released so the echo
+    // can be sent; reused, so echoing does not allocate.
+    let mut text = String::new();
     loop {
-        let (text, handle) = match parent.recv() {
-            Ok(Event::Message(msg, handle)) => (msg.as_str().to_owned(), handle),
+        let handle = match parent.recv() {
+            Ok(Event::Message(msg, handle)) => {
+                text.clear();
+                text.push_str(msg.as_str());
+                handle
+            }
             Ok(Event::Internal(..)) => continue,
             Ok(Event::Disconnect | Event::Exit(_)) => return 0,
             Err(e) if !e.is_fatal() => {

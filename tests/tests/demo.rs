@@ -186,8 +186,9 @@ fn route_sockets_replaces_a_dead_worker() {
     demo.stop();
 }
 
-/// The benchmark harness runs and prints every figure it promises (the
-/// numbers themselves are for people, not for assertions).
+/// The benchmark harness runs and prints every figure it promises. The
+/// speeds are for people, not for assertions; the allocation count is an
+/// invariant: zero per steady-state message, sender and receiver.
 #[test]
 fn bench_quick_prints_every_figure() {
     let out = Command::new(DEMO)
@@ -208,11 +209,16 @@ fn bench_quick_prints_every_figure() {
         "rtt_p99",
         "socket_handoff",
         "server_handoff",
+        "allocs_per_msg",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(&format!("{name}: "))),
             "{name} missing:\n{stdout}"
         );
+        if name == "allocs_per_msg" {
+            assert!(stdout.contains("allocs_per_msg: 0.000 allocs"), "{stdout}");
+            continue;
+        }
         if !name.ends_with("handoff") {
             assert!(
                 stdout.contains(&format!("raw_{name}: ")),
@@ -226,4 +232,24 @@ fn bench_quick_prints_every_figure() {
             );
         }
     }
+}
+
+/// `demo bench NAME` measures only that figure; an unknown name is refused
+/// with the list of figures.
+#[test]
+fn bench_measures_only_the_figures_named() {
+    let out = Command::new(DEMO)
+        .args(["bench", "--quick", "server_handoff"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("server_handoff: "), "{stdout}");
+    assert!(!stdout.contains("throughput"), "{stdout}");
+    let out = Command::new(DEMO)
+        .args(["bench", "--quick", "latency"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("throughput_small, throughput_1k"));
 }

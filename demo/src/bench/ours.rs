@@ -1,0 +1,220 @@
+//! Our side of each figure: this executable as parent and as child
+//! (`bench-child`, `worker`), over `ipc-fork`'s channel.
+
+use std::io;
+use std::time::Instant;
+
+use ipc_fork::{Child, Command, Event};
+
+use super::allocs::allocations;
+use super::Msg;
+
+/// Starts this executable as `bench-child ARGS`.
+fn bench_child(args: &[&str]) -> io::Result<Child> {
+    Command::current_exe()?
+        .arg("bench-child")
+        .args(args)
+        .spawn()
+}
+
+/// Waits for the child's next user message and reads its JSON text with
+/// `read`.
+fn answer<T>(child: &mut Child, read: impl FnOnce(&str) -> T) -> io::Result<T> {
+    loop {
+        match child.recv() {
+            Ok(Event::Message(m, _)) => return Ok(read(m.as_str())),
+            Ok(Event::Internal(..)) => {}
+            other => return Err(io::Error::other(format!("bench child: {other:?}"))),
+        }
+    }
+}
+
+/// Disconnects and waits for the child to exit.
+fn finish(mut child: Child) -> io::Result<()> {
+    child.disconnect()?;
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("bench child: {status}")))
+    }
+}
+
+/// Messages/s from the first send until the child has counted all `n`.
+/// Messages are queued and leave many to a write.
+pub(super) fn throughput(n: u64, payload: &str) -> io::Result<f64> {
+    let mut child = bench_child(&["count", &n.to_string()])?;
+    let start = Instant::now();
+    for seq in 0..n {
+        child.queue(&Msg { seq, payload })?;
+    }
+    child.flush()?;
+    answer(&mut child, |_| ())?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    finish(child)?;
+    Ok(rate)
+}
+
+/// Round trips of the small message through `demo worker`'s echo, µs,
+/// sorted.
+pub(super) fn rtt(pings: usize) -> io::Result<Vec<f64>> {
+    let mut child = Command::current_exe()?.arg("worker").spawn()?;
+    let payload = "x".repeat(16);
+    let mut us = Vec::with_capacity(pings);
+    for seq in 0..pings as u64 {
+        let t = Instant::now();
+        child.send(&Msg {
+            seq,
+            payload: &payload,
+        })?;
+        answer(&mut child, |_| ())?;
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    finish(child)?;
+    us.sort_by(f64::total_cmp);
+    Ok(us)
+}
+
+/// Heap allocations per small message, sender and receiver together, over
+/// `n` messages after as many to warm up; `None` without the counting
+/// allocator.
+pub(super) fn allocs_per_msg(n: u64) -> io::Result<Option<f64>> {
+    let mut child = bench_child(&["allocs", &n.to_string(), &n.to_string()])?;
+    let payload = "x".repeat(16);
+    for seq in 0..n {
+        child.send(&Msg {
+            seq,
+            payload: &payload,
+        })?;
+    }
+    let before = allocations();
+    for seq in 0..n {
+        child.send(&Msg {
+            seq,
+            payload: &payload,
+        })?;
+    }
+    let ours = before.zip(allocations()).map(|(b, a)| a - b);
+    let theirs: Option<u64> = answer(&mut child, |text| text.parse().ok())?;
+    finish(child)?;
+    Ok(ours
+        .zip(theirs)
+        .map(|(ours, theirs)| (ours + theirs) as f64 / n as f64))
+}
+
+/// Sockets/s, `n` connections with `in_flight` clients at a time; the
+/// parent accepts each and sends it to the child, which writes one byte.
+pub(super) fn socket_handoff(n: usize, in_flight: usize) -> io::Result<f64> {
+    let server = ipc_net::Server::bind("127.0.0.1:0")?;
+    let addr = server.local_addr()?.as_inet().expect("TCP");
+    let mut child = bench_child(&["handoff"])?;
+    let start = Instant::now();
+    std::thread::scope(|s| -> io::Result<()> {
+        let clients = s.spawn(|| {
+            let r = clients(addr, n, in_flight);
+            if r.is_err() {
+                // Wakes the accept loop below with an error instead of
+                // leaving it waiting for connections that will not come.
+                let _ = rustix::net::shutdown(&server, rustix::net::Shutdown::Read);
+            }
+            r
+        });
+        for _ in 0..n {
+            let conn = server.accept()?;
+            child
+                .send_handle(&"socket", conn.into_handle())
+                .map_err(|e| io::Error::from(e.error))?;
+        }
+        clients
+            .join()
+            .map_err(|_| io::Error::other("clients panicked"))?
+    })?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    finish(child)?;
+    Ok(rate)
+}
+
+/// The clients of [`socket_handoff`], in one thread as Node's are in its
+/// event loop: `n` connections, `in_flight` open at a time, each read until
+/// the worker closes it.
+fn clients(addr: std::net::SocketAddr, n: usize, in_flight: usize) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::io::Errno;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+    let mut open = Vec::with_capacity(in_flight);
+    let (mut started, mut done) = (0, 0);
+    let mut ready = Vec::with_capacity(in_flight);
+    while done < n {
+        while open.len() < in_flight && started < n {
+            let sock = rustix::net::socket_with(
+                AddressFamily::INET,
+                SocketType::STREAM,
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+                None,
+            )?;
+            match rustix::net::connect(&sock, &addr) {
+                Ok(()) | Err(Errno::INPROGRESS) => {}
+                Err(e) => return Err(e.into()),
+            }
+            open.push(sock);
+            started += 1;
+        }
+        let mut fds: Vec<PollFd> = open.iter().map(|s| PollFd::new(s, PollFlags::IN)).collect();
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        ready.clear();
+        ready.extend(fds.iter().map(|f| !f.revents().is_empty()));
+        drop(fds);
+        let mut i = 0;
+        let mut failed = None;
+        open.retain(|sock| {
+            let check = ready[i];
+            i += 1;
+            if !check {
+                return true;
+            }
+            // The byte, then EOF; a reset ends the connection too.
+            let mut buf = [0u8; 16];
+            loop {
+                match rustix::io::read(sock, &mut buf) {
+                    Ok(0) | Err(Errno::CONNRESET) => {
+                        done += 1;
+                        return false;
+                    }
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => return true,
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(io::Error::other(format!("client connection: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// µs to send a fresh listening server and hear back from the child that
+/// rebuilt it, sorted.
+pub(super) fn server_handoff(n: usize) -> io::Result<Vec<f64>> {
+    let mut child = bench_child(&["handoff"])?;
+    let mut us = Vec::with_capacity(n);
+    for _ in 0..n {
+        let server = ipc_net::Server::bind("127.0.0.1:0")?;
+        let t = Instant::now();
+        child
+            .send_handle(&"server", server.to_handle()?)
+            .map_err(|e| io::Error::from(e.error))?;
+        answer(&mut child, |_| ())?;
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    finish(child)?;
+    us.sort_by(f64::total_cmp);
+    Ok(us)
+}
