@@ -1,6 +1,7 @@
 //! Arbitrary bytes from the peer, arriving in arbitrary pieces: the channel
-//! never panics, every message it delivers is valid JSON, and decoding it
-//! into common shapes never panics either.
+//! never panics, every message it delivers is valid JSON (by our scanner
+//! and by serde_json's), and decoding it into common shapes never panics
+//! either.
 #![no_main]
 
 use ipc_core::json::{from_slice_mut, RawJson};
@@ -33,6 +34,15 @@ fuzz_target!(|data: &[u8]| {
                 Ok(m) => {
                     let text = m.as_str().to_owned();
                     assert!(RawJson::new(&text).is_ok(), "delivered invalid JSON: {text:?}");
+                    // A second opinion from an independent parser (which
+                    // also refuses lone surrogates that we accept, and nests
+                    // as deep as we do).
+                    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+                        assert!(
+                            e.to_string().contains("surrogate"),
+                            "serde_json refuses what we delivered: {e}: {text:?}"
+                        );
+                    }
                     let _ = from_slice_mut::<Shape>(&mut text.clone().into_bytes());
                     let _ = from_slice_mut::<serde::de::IgnoredAny>(&mut text.into_bytes());
                 }

@@ -28,12 +28,22 @@
 //! let mut buf = [0; 2];
 //! ours.read_exact(&mut buf)?;
 //! assert_eq!(&buf, b"hi");
+//!
+//! // Many small messages, one write: queue, then flush (or send, or recv).
+//! for seq in 0..100u32 {
+//!     parent.queue(&seq)?;
+//! }
+//! parent.flush()?;
+//! for seq in 0..100u32 {
+//!     assert_eq!(child.recv()?.parse::<u32>()?, seq);
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Layers
 //! - [`sys`]: `sendmsg`/`recvmsg` with `SCM_RIGHTS` (`MSG_NOSIGNAL`,
-//!   `MSG_CMSG_CLOEXEC`, `EINTR` retried, `MSG_CTRUNC` reported).
+//!   `MSG_CMSG_CLOEXEC`, `EINTR` retried, `MSG_CTRUNC` reported, waiting or
+//!   `MSG_DONTWAIT` per call).
 //! - [`json`]: JSON into and out of fixed buffers, V8's escaping, zero-copy
 //!   strings.
 //! - [`Channel`]: the protocol: internal vs user messages, `NODE_HANDLE`
