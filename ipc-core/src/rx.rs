@@ -194,6 +194,19 @@ impl<const N: usize> Rx<N> {
         self.skipping.is_none() && self.newline_from(self.searched.max(self.start)).is_some()
     }
 
+    /// Starts again at the front of the buffer once everything read has
+    /// been taken, so that a steady exchange keeps using the same few cache
+    /// lines instead of walking through the whole buffer.
+    fn rewind_if_empty(&mut self) {
+        if self.start == self.end && self.skipping.is_none() {
+            self.base += self.start as u64;
+            self.start = 0;
+            self.end = 0;
+            self.searched = 0;
+            self.looked = 0;
+        }
+    }
+
     /// Makes room at the end of the buffer. With none to be had, a buffer
     /// holding one unfinished line starts discarding it (it is too long);
     /// `ReceiveBufferFull` if undelivered lines fill it.
@@ -233,6 +246,7 @@ impl<const N: usize> Rx<N> {
         if self.eof {
             return Ok(false);
         }
+        self.rewind_if_empty();
         self.make_room()?;
         let mut fds = ReceivedFds::new();
         let got = match sys::recv_with_fds(sock, &mut self.buf[self.end..], &mut fds, wait) {

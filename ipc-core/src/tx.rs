@@ -120,6 +120,13 @@ impl<const N: usize> Tx<N> {
         &mut self,
         encode: impl Fn(&mut [u8]) -> Result<usize, JsonError>,
     ) -> Result<usize, Error> {
+        if self.keep == self.tail {
+            // Nothing queued or kept: start at the front again, where the
+            // cache lines are warm.
+            self.keep = 0;
+            self.head = 0;
+            self.tail = 0;
+        }
         for attempt in 0..2 {
             match encode(&mut self.buf[self.tail..]) {
                 Ok(n) => {
