@@ -248,10 +248,16 @@ mod tests {
             read(b"{\"a\":1} x"),
             Err(JsonError::TrailingCharacters { offset: 8 })
         ));
-        assert!(matches!(
-            read(b"{\"a\":tru}"),
-            Err(JsonError::Syntax { .. })
-        ));
+        for bad in [
+            &b"{\"a\":tru}"[..],
+            b"{\"a\":1,}",
+            b"{\"a\" 1}",
+            b"{,}",
+            b"{\"a\":1}}",
+            b"{\"a\":[1}",
+        ] {
+            assert!(read(bad).is_err(), "{:?}", core::str::from_utf8(bad));
+        }
         assert!(matches!(read(b"  "), Err(JsonError::Empty)));
     }
 
