@@ -1,7 +1,8 @@
 // Node's side of `demo bench`: the same work with child_process.fork and
 // child.send (json serialization). Prints one JSON line of results.
 //   node bench.js throughput N PAYLOAD_LEN   -> {"secs": s}
-//   node bench.js rtt N                      -> {"us": [..sorted..]}
+//   node bench.js rtt N                      -> {"us": [..sorted..]}: the
+//     small message, echoed back by the child
 'use strict';
 const { fork } = require('child_process');
 
@@ -19,7 +20,7 @@ if (process.argv[2] === 'child') {
   let count = 0;
   const want = Number(process.argv[3]);
   process.on('message', (m) => {
-    if (m === 'ping') { process.send('pong'); return; }
+    if (want === 0) { process.send(m); return; } // rtt: echo
     count += 1;
     if (count === want) process.send({ done: count });
   });
@@ -32,7 +33,8 @@ if (mode === 'socket-handoff' || mode === 'server-handoff') {
   handoff(mode, n, len);
   return;
 }
-const child = fork(__filename, ['child', String(n)]);
+// The rtt child echoes (count 0); the throughput child counts n messages.
+const child = fork(__filename, ['child', String(mode === 'rtt' ? 0 : n)]);
 if (mode === 'throughput') {
   const payload = 'x'.repeat(len);
   child.once('message', () => {
@@ -45,7 +47,9 @@ if (mode === 'throughput') {
 } else {
   const us = [];
   let t = 0n;
-  const ping = () => { t = process.hrtime.bigint(); child.send('ping'); };
+  const payload = 'x'.repeat(16);
+  let seq = 0;
+  const ping = () => { t = process.hrtime.bigint(); child.send({ seq: seq++, payload }); };
   child.on('message', () => {
     us.push(Number(process.hrtime.bigint() - t) / 1e3);
     if (us.length === n) {

@@ -3,6 +3,8 @@
 //! - `count N`: counts N messages, then answers `["done", N]`.
 //! - `allocs WARMUP N`: receives WARMUP messages, then N more while counting
 //!   its heap allocations, and answers the count.
+//! - `echo`: sends every message back as it came, without copying it
+//!   (`recv_with_sender` and `Message::raw`).
 //! - `handoff`: answers each socket with one byte and each server with a
 //!   message, after rebuilding it.
 //! - `raw-echo NAME LEN`: connects to the abstract UNIX socket NAME and
@@ -28,6 +30,7 @@ pub fn run(args: &[String]) -> i32 {
             _ => 2,
         },
         ["handoff"] => handoff(),
+        ["echo"] => echo(),
         ["raw-echo", name, len] => number(len).map_or(2, |len| raw_echo(name, len as usize)),
         ["raw-count", name, bytes] => number(bytes).map_or(2, |b| raw_count(name, b)),
         _ => {
@@ -89,6 +92,21 @@ fn count_allocations(warmup: u64, n: u64) -> i32 {
     }
     while next_message(&mut parent) {}
     0
+}
+
+fn echo() -> i32 {
+    let Some(mut parent) = parent() else { return 2 };
+    let channel = parent.channel();
+    loop {
+        let (msg, mut sender) = match channel.recv_with_sender(true) {
+            Ok(got) => got,
+            Err(e) if !e.is_fatal() => continue,
+            Err(_) => return 0,
+        };
+        if sender.try_send(&msg.raw()).is_err() {
+            return 1;
+        }
+    }
 }
 
 fn handoff() -> i32 {

@@ -55,10 +55,9 @@ pub(super) fn throughput(n: u64, payload: &str) -> io::Result<f64> {
     Ok(rate)
 }
 
-/// Round trips of the small message through `demo worker`'s echo, µs,
-/// sorted.
+/// Round trips of the small message through the `echo` child, µs, sorted.
 pub(super) fn rtt(pings: usize) -> io::Result<Vec<f64>> {
-    let mut child = Command::current_exe()?.arg("worker").spawn()?;
+    let mut child = bench_child(&["echo"])?;
     let payload = "x".repeat(16);
     let mut us = Vec::with_capacity(pings);
     for seq in 0..pings as u64 {
