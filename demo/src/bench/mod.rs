@@ -144,9 +144,9 @@ pub fn run(quick: bool, only: &[String]) -> i32 {
 }
 
 /// Runs `f` with this thread, and the processes it starts meanwhile, on the
-/// CPU it is on now. A ping-pong between two CPUs mostly measures how fast
-/// an idle CPU wakes up: on a VM that swings between 3 and 45 µs from run
-/// to run, for Node, raw syscalls and us alike.
+/// CPU it is on now: for the latency figures. A ping-pong between two CPUs
+/// mostly measures how fast an idle CPU wakes up: on a VM that swings
+/// between 3 and 45 µs from run to run, for Node, raw syscalls and us alike.
 fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
     use rustix::thread::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
     let saved = sched_getaffinity(None);
@@ -212,11 +212,15 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             versus_node_rate(name, ours, "sockets/s", node);
         }
         "server_handoff" => {
-            let ours = percentile(&ours::server_handoff(plan.servers)?, 0.5);
+            let (ours, node) = on_one_cpu(|| -> io::Result<_> {
+                let ours = ours::server_handoff(plan.servers)?;
+                let node =
+                    script.and_then(|s| s.run(&["server-handoff", &plan.servers.to_string()]));
+                Ok((ours, node))
+            })?;
+            let ours = percentile(&ours, 0.5);
             line(name, ours, "us");
-            let node = script
-                .and_then(|s| s.run(&["server-handoff", &plan.servers.to_string()]))
-                .map(|n| percentile(&n, 0.5));
+            let node = node.map(|n| percentile(&n, 0.5));
             versus_node(name, ours, node, "us", false);
         }
         "allocs_per_msg" => match ours::allocs_per_msg(plan.messages)? {
