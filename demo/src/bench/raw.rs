@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::Msg;
 
 /// The wire bytes of one benchmark message.
-pub(super) fn frame(seq: u64, payload: &str) -> Vec<u8> {
+fn frame(seq: u64, payload: &str) -> Vec<u8> {
     let mut buf = vec![0u8; payload.len() + 64];
     let n = ipc_core::wire::plain_frame(&mut buf, &Msg { seq, payload }).expect("fits");
     buf.truncate(n);
