@@ -44,6 +44,17 @@ pub fn socket_pair() -> (OwnedFd, OwnedFd) {
     .expect("socketpair")
 }
 
+/// Our channel (buffers of `RX` and `TX` bytes) on one end of a socketpair,
+/// a [`RawPeer`] on the other.
+pub fn channel_and_peer<const RX: usize, const TX: usize>(
+) -> (Box<ipc_core::Channel<RX, TX>>, RawPeer) {
+    let (a, b) = socket_pair();
+    (
+        Box::new(ipc_core::Channel::new(a).expect("channel")),
+        RawPeer::new(b),
+    )
+}
+
 /// The far end of a channel, spoken to byte by byte.
 pub struct RawPeer {
     pub sock: OwnedFd,

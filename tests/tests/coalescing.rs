@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use integration_tests::{fd_count, serial, socket_pair, RawPeer};
+use integration_tests::{fd_count, serial, RawPeer};
 use ipc_core::{Channel, Error};
 
 type Small = Channel<1024, 1024>;
 
 fn channel_and_peer() -> (Box<Small>, RawPeer) {
-    let (a, b) = socket_pair();
-    (Box::new(Channel::new(a).unwrap()), RawPeer::new(b))
+    integration_tests::channel_and_peer()
 }
 
 /// Reads `n` lines and checks they are `0..n` in order.

@@ -5,16 +5,14 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
-use integration_tests::{default_sigpipe, fd_count, serial, socket_pair, RawPeer};
+use integration_tests::{default_sigpipe, fd_count, serial, RawPeer};
 use ipc_core::{Channel, Error, Handle, HandleKind};
 use serde::{Deserialize, Serialize};
 
 type Small = Channel<4096, 4096>;
 
-/// Our channel on one end, a raw peer on the other.
 fn channel_and_peer() -> (Box<Small>, RawPeer) {
-    let (a, b) = socket_pair();
-    (Box::new(Channel::new(a).unwrap()), RawPeer::new(b))
+    integration_tests::channel_and_peer()
 }
 
 /// A connected stream pair: the first end to send, the second to check it.
