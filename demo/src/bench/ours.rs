@@ -80,19 +80,18 @@ pub(super) fn rtt(pings: usize) -> io::Result<Vec<f64>> {
 pub(super) fn allocs_per_msg(n: u64) -> io::Result<Option<f64>> {
     let mut child = bench_child(&["allocs", &n.to_string(), &n.to_string()])?;
     let payload = "x".repeat(16);
-    for seq in 0..n {
-        child.send(&Msg {
-            seq,
-            payload: &payload,
-        })?;
-    }
+    let send_all = |child: &mut Child| -> io::Result<()> {
+        for seq in 0..n {
+            child.send(&Msg {
+                seq,
+                payload: &payload,
+            })?;
+        }
+        Ok(())
+    };
+    send_all(&mut child)?; // warm-up
     let before = allocations();
-    for seq in 0..n {
-        child.send(&Msg {
-            seq,
-            payload: &payload,
-        })?;
-    }
+    send_all(&mut child)?;
     let ours = before.zip(allocations()).map(|(b, a)| a - b);
     let theirs: Option<u64> = answer(&mut child, |text| text.parse().ok())?;
     finish(child)?;
