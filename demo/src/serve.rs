@@ -58,7 +58,7 @@ fn watch(mut child: Child, name: &str) {
     loop {
         match child.recv() {
             Ok(Event::Message(m, _)) => say!("{name} says {}", m.as_str()),
-            Ok(Event::Internal(..)) => {}
+            Ok(Event::Internal(..) | Event::Fate(_)) => {}
             Ok(Event::Disconnect) => say!("{name} (pid {}) disconnected", child.id()),
             Ok(Event::Exit(status)) => {
                 say!("{name} (pid {}) exited: {status}", child.id());

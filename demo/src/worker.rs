@@ -30,7 +30,7 @@ pub fn run(role: &str) -> i32 {
                 text.push_str(msg.as_str());
                 handle
             }
-            Ok(Event::Internal(..)) => continue,
+            Ok(Event::Internal(..) | Event::Fate(_)) => continue,
             Ok(Event::Disconnect | Event::Exit(_)) => return 0,
             Err(e) if !e.is_fatal() => {
                 warn!("demo worker: {e}");

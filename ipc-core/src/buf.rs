@@ -1,25 +1,197 @@
-//! Backing storage for the channel's two byte buffers.
+//! Storage for the channel: its two byte buffers and its queues.
 //!
-//! With `std`, each buffer is one heap allocation made when the channel is
-//! created (never per message), so a `Channel` is small and cheap to move
-//! and a 64 KiB buffer never sits on a thread's stack. Without `std` the
-//! buffers are inline: keep the channel in a `static` or a large stack.
+//! With `std` a [`Buf`] starts at `N` bytes and grows (doubling) when a
+//! message or a backlog needs more, up to the channel's limit, and shrinks
+//! back to `N` once it has been idle a while; a [`Fifo`] grows as needed.
+//! Without `std` both are fixed, inline, and "full" is an error the caller
+//! reports. Either way nothing is allocated per message on the common path.
 
-#[cfg(feature = "std")]
-pub(crate) type Buf<const N: usize> = std::boxed::Box<[u8; N]>;
+use core::ops::{Deref, DerefMut};
 
-#[cfg(feature = "std")]
-pub(crate) fn zeroed<const N: usize>() -> Buf<N> {
-    match std::vec![0u8; N].into_boxed_slice().try_into() {
-        Ok(buf) => buf,
-        Err(_) => unreachable!("a vector of N bytes converts to [u8; N]"),
+/// Empty rewinds an oversized buffer waits before it shrinks back to `N`:
+/// a stream of large messages keeps its room, a burst gives it back.
+const IDLE_BEFORE_SHRINK: u8 = 16;
+
+/// A byte buffer of at least `N` bytes (exactly `N` without `std`).
+pub(crate) struct Buf<const N: usize> {
+    #[cfg(feature = "std")]
+    bytes: std::vec::Vec<u8>,
+    #[cfg(not(feature = "std"))]
+    bytes: [u8; N],
+    /// Empty rewinds since the last need for more than `N` bytes.
+    idle: u8,
+}
+
+impl<const N: usize> Buf<N> {
+    pub fn new() -> Self {
+        Buf {
+            #[cfg(feature = "std")]
+            bytes: std::vec![0u8; N],
+            #[cfg(not(feature = "std"))]
+            bytes: [0; N],
+            idle: 0,
+        }
+    }
+
+    /// Grows to at least `need` bytes, doubling, without passing `limit`
+    /// (never below `N`). Returns whether it now holds `need` bytes.
+    pub fn grow(&mut self, need: usize, limit: usize) -> bool {
+        if need <= self.bytes.len() {
+            return true;
+        }
+        #[cfg(feature = "std")]
+        {
+            let limit = limit.max(N);
+            if need > limit {
+                return false;
+            }
+            let mut size = self.bytes.len().max(1);
+            while size < need {
+                size = size.saturating_mul(2);
+            }
+            self.bytes.resize(size.min(limit), 0);
+            true
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = limit;
+            false
+        }
+    }
+
+    /// Called each time the buffer empties, with the most bytes it held
+    /// since the last call: after enough calls that needed no more than
+    /// `N`, an oversized buffer goes back to `N` bytes.
+    pub fn emptied(&mut self, used: usize) {
+        if self.bytes.len() == N {
+            return;
+        }
+        if used > N {
+            self.idle = 0;
+            return;
+        }
+        self.idle += 1;
+        if self.idle >= IDLE_BEFORE_SHRINK {
+            self.idle = 0;
+            #[cfg(feature = "std")]
+            {
+                self.bytes.truncate(N);
+                self.bytes.shrink_to_fit();
+            }
+        }
     }
 }
 
-#[cfg(not(feature = "std"))]
-pub(crate) type Buf<const N: usize> = [u8; N];
+impl<const N: usize> Deref for Buf<N> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..]
+    }
+}
 
-#[cfg(not(feature = "std"))]
-pub(crate) fn zeroed<const N: usize>() -> Buf<N> {
-    [0; N]
+impl<const N: usize> DerefMut for Buf<N> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..]
+    }
+}
+
+/// A first-in first-out queue: growable with `std`, `N` entries without.
+#[derive(Debug)]
+pub(crate) struct Fifo<T, const N: usize> {
+    #[cfg(feature = "std")]
+    q: std::collections::VecDeque<T>,
+    #[cfg(not(feature = "std"))]
+    q: heapless::Deque<T, N>,
+}
+
+impl<T, const N: usize> Default for Fifo<T, N> {
+    fn default() -> Self {
+        Fifo {
+            q: Default::default(),
+        }
+    }
+}
+
+impl<T, const N: usize> Fifo<T, N> {
+    /// Appends `item`; hands it back when full (only without `std`).
+    pub fn push_back(&mut self, item: T) -> Result<(), T> {
+        #[cfg(feature = "std")]
+        {
+            self.q.push_back(item);
+            Ok(())
+        }
+        #[cfg(not(feature = "std"))]
+        self.q.push_back(item)
+    }
+
+    /// Puts `item` first; hands it back when full (only without `std`).
+    pub fn push_front(&mut self, item: T) -> Result<(), T> {
+        #[cfg(feature = "std")]
+        {
+            self.q.push_front(item);
+            Ok(())
+        }
+        #[cfg(not(feature = "std"))]
+        self.q.push_front(item)
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        let item = self.q.pop_front();
+        #[cfg(feature = "std")]
+        if self.q.is_empty() && self.q.capacity() > 4 * N.max(1) {
+            self.q.shrink_to(N);
+        }
+        item
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        self.q.front()
+    }
+
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Whether a push would fail (never with `std`).
+    pub fn is_full(&self) -> bool {
+        #[cfg(feature = "std")]
+        {
+            false
+        }
+        #[cfg(not(feature = "std"))]
+        self.q.is_full()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.q.iter_mut()
+    }
+
+    /// Removes and returns the first entry for which `pick` is true,
+    /// keeping the order of the rest.
+    pub fn take_first(&mut self, mut pick: impl FnMut(&T) -> bool) -> Option<T> {
+        let i = self.q.iter().position(&mut pick)?;
+        #[cfg(feature = "std")]
+        {
+            self.q.remove(i)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            // Rotate the entries before it to the back, take it, rotate on.
+            let n = self.q.len();
+            let mut found = None;
+            for k in 0..n {
+                let item = self.q.pop_front()?;
+                if k == i {
+                    found = Some(item);
+                } else {
+                    let _ = self.q.push_back(item);
+                }
+            }
+            found
+        }
+    }
 }

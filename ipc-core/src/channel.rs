@@ -1,33 +1,44 @@
 //! [`Channel`]: one end of Node's IPC channel over a UNIX stream socket.
 
+use core::time::Duration;
+
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 use serde::Serialize;
 
-use crate::envelope::{self, Envelope};
-
 use crate::error::{Error, SendError};
-use crate::fdqueue::Claim;
+use crate::fate::{Fate, Ticket};
 use crate::handle::Handle;
-use crate::json::scan::Span;
+use crate::inbound;
 use crate::message::Message;
-use crate::rx::{Delivery, Json, Line, Next, Rx, MARK_DONE, MARK_GAVE_UP, MARK_STRAY};
-use crate::sys::{self, Wait};
-use crate::tx::{kind_code, kind_from_code, Reply, Tx};
+use crate::rx::{Parsed, Rx, What};
+use crate::sys::{self, Deadline, Wait};
+use crate::tx::{Room, Tx};
 use crate::wire;
 
 /// Default capacity of each of the receive and send buffers: 64 KiB, the size
-/// of libuv's own read buffer. The receive capacity is the longest line that
-/// can be received; the send capacity the longest that can be sent.
+/// of libuv's own read buffer. Without `std` it is also the longest line
+/// that can be received or sent; with `std` the buffers grow past it as
+/// needed, up to the [limit](Channel::set_limit).
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+/// Default [limit](Channel::set_limit) on each buffer of a channel with
+/// `std`: 1 GiB.
+pub const DEFAULT_LIMIT: usize = 1 << 30;
 
 /// One end of a Node-compatible IPC channel.
 ///
 /// `RX` and `TX` are the receive and send buffer sizes in bytes. With the
-/// `std` feature they are allocated once, when the channel is made; without
-/// it they live inside the `Channel` (128 KiB with the defaults: keep it in
-/// a `static`). Sending and receiving never allocate.
+/// `std` feature they are allocated when the channel is made and grow when
+/// a message or a backlog needs more, up to [`set_limit`] (1 GiB by
+/// default), shrinking back once idle; without it they are fixed and live
+/// inside the `Channel` (128 KiB with the defaults: keep it in a `static`).
+/// Sending and receiving small messages never allocates.
+///
+/// **Both directions always move.** Whenever a call waits (to write, or
+/// for an acknowledgement) it also reads what the peer sends, keeping it
+/// for [`recv`], so two peers that write at each other both finish.
 ///
 /// The socket is put in blocking mode: a blocking receive waits inside
 /// `recvmsg(2)` (one system call per read), and every call that must not
@@ -35,28 +46,38 @@ pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 /// poller: register [`AsFd`] for readability always, and for writability
 /// while [`wants_write`] is true. Do not read or write the socket yourself.
 ///
+/// [`set_limit`]: Channel::set_limit
+/// [`recv`]: Channel::recv
 /// [`wants_write`]: Channel::wants_write
 pub struct Channel<const RX: usize = DEFAULT_CAPACITY, const TX: usize = DEFAULT_CAPACITY> {
     sock: OwnedFd,
     rx: Rx<RX>,
     tx: Tx<TX>,
+    /// [`disconnect`](Channel::disconnect) was called, or reading failed.
     closed: bool,
+    timeout: Option<Duration>,
 }
 
-/// What processing one received line came to.
-#[allow(clippy::large_enum_variant)] // short-lived; boxing would allocate
-enum Outcome {
-    Deliver(Delivery),
-    Skip,
-    Fail(Error),
+/// What [`Channel::recv_incoming`] got.
+#[derive(Debug)]
+pub enum Incoming<'a, const TX: usize = DEFAULT_CAPACITY> {
+    /// A message, and a way to send while it is borrowed.
+    Message(Message<'a>, Sender<'a, TX>),
+    /// What became of a handle sent without waiting.
+    Fate(Fate),
+}
+
+/// A delivery found by the receive loop.
+enum Got {
+    Line(usize, Parsed, Option<Handle>),
+    Fate(Fate),
 }
 
 /// Sends while a received [`Message`] is still borrowed (see
-/// [`Channel::recv_with_sender`]): queues and writes without blocking.
+/// [`Channel::recv_incoming`]): queues and writes without blocking.
 pub struct Sender<'a, const TX: usize> {
     tx: &'a mut Tx<TX>,
     sock: BorrowedFd<'a>,
-    closed: &'a mut bool,
 }
 
 impl<const TX: usize> core::fmt::Debug for Sender<'_, TX> {
@@ -69,18 +90,26 @@ impl<const TX: usize> core::fmt::Debug for Sender<'_, TX> {
 
 impl<const TX: usize> Sender<'_, TX> {
     /// Like [`Channel::try_send`].
+    ///
+    /// # Errors
+    /// As [`Channel::try_send`].
     pub fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
-        if *self.closed {
-            return Err(Error::Disconnected);
-        }
-        self.tx.push_frame(|buf| wire::plain_frame(buf, msg))?;
-        match self.tx.flush(self.sock) {
-            Ok(()) | Err(Error::WouldBlock) => Ok(()),
-            Err(e) => {
-                *self.closed |= e.is_fatal();
-                Err(e)
-            }
-        }
+        self.tx
+            .push_frame(Room::Grow, |buf| wire::plain_frame(buf, msg))?;
+        write_now(self.tx, self.sock);
+        Ok(())
+    }
+}
+
+/// Writes what the socket takes now. A peer that went away marks the send
+/// side dead (the next send reports it); reading goes on.
+fn write_now<const TX: usize>(tx: &mut Tx<TX>, sock: BorrowedFd<'_>) {
+    if !tx.wants_write() {
+        return;
+    }
+    match tx.flush(sock) {
+        Ok(()) | Err(Error::WouldBlock) => {}
+        Err(e) => tx.fail(if e.is_fatal() { Error::Disconnected } else { e }),
     }
 }
 
@@ -89,15 +118,17 @@ impl<const RX: usize, const TX: usize> core::fmt::Debug for Channel<RX, TX> {
         f.debug_struct("Channel")
             .field("sock", &self.sock)
             .field("closed", &self.closed)
-            .field("handles_in_flight", &self.tx.handles_in_flight())
+            .field("handles_in_flight", &self.tx.in_flight())
             .finish_non_exhaustive()
     }
 }
 
 impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// Takes over a connected `AF_UNIX` stream socket (and puts it in
-    /// blocking mode, see above). Fails with `ENOTSOCK`/`EINVAL` for
-    /// anything else.
+    /// blocking mode, see above).
+    ///
+    /// # Errors
+    /// `Io(ENOTSOCK)`/`Io(EINVAL)` for anything but a stream socket.
     pub fn new(sock: impl Into<OwnedFd>) -> Result<Self, Error> {
         let sock = sock.into();
         if rustix::net::sockopt::socket_type(&sock)? != SocketType::STREAM {
@@ -106,13 +137,17 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         rustix::io::ioctl_fionbio(&sock, false)?;
         Ok(Channel {
             sock,
-            rx: Rx::new(),
-            tx: Tx::new(),
+            rx: Rx::new(DEFAULT_LIMIT),
+            tx: Tx::new(DEFAULT_LIMIT),
             closed: false,
+            timeout: None,
         })
     }
 
     /// Two connected channels (`socketpair(2)`, close-on-exec).
+    ///
+    /// # Errors
+    /// `Io` when the system is out of descriptors or memory.
     pub fn pair() -> Result<(Self, Self), Error> {
         let (a, b) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -123,63 +158,156 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         Ok((Self::new(a)?, Self::new(b)?))
     }
 
-    /// Sends `msg` and waits until it is written to the kernel. Behind an
-    /// unacknowledged handle that includes waiting for the peer's ACK.
+    /// Bounds the memory each direction may take (with `std`; without it
+    /// the buffers are fixed): a received line longer than `bytes` is
+    /// skipped with [`Error::FrameTooLong`], a message longer than `bytes`
+    /// is refused with [`Error::MessageTooLarge`], and undelivered messages
+    /// stop being read ahead at `bytes` ([`Error::ReceiveBufferFull`] if a
+    /// waiting call then cannot progress). Nothing already accepted is
+    /// dropped. Default: [`DEFAULT_LIMIT`], 1 GiB.
+    pub fn set_limit(&mut self, bytes: usize) {
+        self.rx.set_limit(bytes);
+        self.tx.set_limit(bytes);
+    }
+
+    /// How long each blocking call may wait before it gives up with
+    /// [`Error::TimedOut`] (`None`, the default: as long as it takes).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
+    }
+
+    /// Sends `msg` and waits until it is written to the kernel, reading
+    /// what the peer sends meanwhile. Behind an unacknowledged handle that
+    /// includes waiting for the peer's ACK.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the peer is gone, [`Error::Encode`] /
+    /// [`Error::MessageTooLarge`] for a message that cannot be sent,
+    /// [`Error::TimedOut`] past the [timeout](Self::set_timeout) (the message
+    /// stays queued), [`Error::ReceiveBufferFull`] when waiting would need
+    /// more room than the limit gives.
     pub fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
-        self.check_open()?;
-        loop {
-            match self.tx.push_frame(|buf| wire::plain_frame(buf, msg)) {
-                Err(Error::WouldBlock) => self.step(true)?,
-                other => break other?,
-            }
-        }
-        self.flush()
+        let deadline = self.deadline();
+        self.push_waiting(deadline, msg)?;
+        self.wait_written(deadline)
     }
 
     /// Queues `msg` without writing it yet, so that many messages leave in
-    /// one `sendmsg`. It goes out at the next flush point: [`flush`],
-    /// [`try_flush`], [`send`], [`send_handle`], any [`recv`]/[`try_recv`]
-    /// (before it reads), [`disconnect`], dropping the channel (best effort,
-    /// without waiting), or when the send buffer is full: then `queue`
-    /// writes what is queued, waiting for room if the socket is full.
+    /// one write. It goes out at the next flush point: [`flush`],
+    /// [`try_flush`], [`send`], any [`recv`]/[`try_recv`] (before it reads),
+    /// [`disconnect`], dropping the channel (best effort, without waiting),
+    /// or when the send buffer is full: then `queue` writes what is queued,
+    /// waiting for room (and reading meanwhile) if the socket is full.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
     ///
     /// [`flush`]: Self::flush
     /// [`try_flush`]: Self::try_flush
     /// [`send`]: Self::send
-    /// [`send_handle`]: Self::send_handle
     /// [`recv`]: Self::recv
     /// [`try_recv`]: Self::try_recv
     /// [`disconnect`]: Self::disconnect
     pub fn queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        let deadline = self.deadline();
+        self.push_waiting(deadline, msg)
+    }
+
+    /// Queues a plain frame, waiting for room while the buffer is full.
+    fn push_waiting<T: Serialize + ?Sized>(
+        &mut self,
+        deadline: Deadline,
+        msg: &T,
+    ) -> Result<(), Error> {
         self.check_open()?;
         loop {
-            match self.tx.push_frame(|buf| wire::plain_frame(buf, msg)) {
-                Err(Error::WouldBlock) => self.step(true)?,
+            match self
+                .tx
+                .push_frame(Room::Wait, |buf| wire::plain_frame(buf, msg))
+            {
+                Err(Error::WouldBlock) => {
+                    write_now(&mut self.tx, self.sock.as_fd());
+                    if self.tx.wants_write() || self.tx.awaiting_ack() {
+                        self.step(deadline, true)?;
+                    }
+                }
                 other => return other,
             }
         }
     }
 
-    /// Queues `msg` and writes what can be written without blocking.
-    /// `Err(WouldBlock)` if the send buffer has no room for it now (it was
-    /// not queued).
+    /// Queues `msg` and writes what can be written without blocking. With
+    /// `std` the send buffer grows to take it (up to the limit).
+    ///
+    /// # Errors
+    /// `WouldBlock` when it was not queued: the buffer is at the limit
+    /// (without `std`: full). Otherwise as [`send`](Self::send).
     pub fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
         self.check_open()?;
-        self.tx.push_frame(|buf| wire::plain_frame(buf, msg))?;
-        self.flush_quietly()
+        self.tx
+            .push_frame(Room::Grow, |buf| wire::plain_frame(buf, msg))?;
+        write_now(&mut self.tx, self.sock.as_fd());
+        Ok(())
     }
 
-    /// Sends `msg` with `handle` in a `NODE_HANDLE` wrapper, and waits until
-    /// it is written (not until the peer has it: the channel keeps the
-    /// descriptor open until the peer's ACK, then closes it). On failure
-    /// before the handle was queued, it comes back in the error.
+    /// Sends `msg` with `handle` in a `NODE_HANDLE` wrapper and waits for
+    /// its [fate](Fate): `Ok` once the peer acknowledged it (the channel has
+    /// closed its own copy of the descriptor by then).
+    ///
+    /// # Errors
+    /// A [`SendError`] with the handle back whenever the peer did not take
+    /// it: refused after Node's retransmissions
+    /// ([`Error::HandleNotReceived`]), the channel closed
+    /// ([`Error::Disconnected`]), or it could not be queued. Past the
+    /// [timeout](Self::set_timeout), `TimedOut`: with the handle if it was
+    /// still queued (it is withdrawn), else without it, and its fate comes
+    /// later from [`next_fate`](Self::next_fate).
     #[allow(clippy::result_large_err)] // the handle comes back inline: no allocator
     pub fn send_handle<T: Serialize + ?Sized>(
         &mut self,
         msg: &T,
         handle: Handle,
     ) -> Result<(), SendError> {
-        let mut handle = handle;
+        let deadline = self.deadline();
+        let ticket = self.push_handle_waiting(deadline, msg, handle)?;
+        loop {
+            write_now(&mut self.tx, self.sock.as_fd());
+            match self.tx.take_fate(ticket) {
+                Some(Fate::Acknowledged(_)) => return Ok(()),
+                Some(Fate::Returned { handle, reason, .. }) => {
+                    return Err(SendError {
+                        error: reason,
+                        handle: Some(handle),
+                    })
+                }
+                None => {}
+            }
+            if let Err(error) = self.step(deadline, true) {
+                if error.is_fatal() {
+                    // Every handle not acknowledged becomes a fate: take it.
+                    self.tx.fail(error);
+                    continue;
+                }
+                return Err(SendError {
+                    error,
+                    handle: self.tx.withdraw(ticket),
+                });
+            }
+        }
+    }
+
+    /// Queues a handle, waiting for room; the ticket of its hand-off.
+    #[allow(clippy::result_large_err)] // the handle comes back inline
+    fn push_handle_waiting<T: Serialize + ?Sized>(
+        &mut self,
+        deadline: Deadline,
+        msg: &T,
+        mut handle: Handle,
+    ) -> Result<Ticket, SendError> {
         loop {
             if let Err(error) = self.check_open() {
                 return Err(SendError {
@@ -189,12 +317,13 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             }
             match self
                 .tx
-                .push_handle(handle, |buf, h| wire::handle_frame(buf, msg, h))
+                .push_handle(Room::Wait, handle, |buf, h| wire::handle_frame(buf, msg, h))
             {
-                Ok(()) => break,
+                Ok(ticket) => return Ok(ticket),
                 Err((Error::WouldBlock | Error::HandleQueueFull, h)) => {
                     handle = h;
-                    if let Err(error) = self.step(true) {
+                    write_now(&mut self.tx, self.sock.as_fd());
+                    if let Err(error) = self.step(deadline, true) {
                         return Err(SendError {
                             error,
                             handle: Some(handle),
@@ -209,86 +338,91 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                 }
             }
         }
-        self.flush().map_err(|error| {
-            // A handle that never went out is still the caller's.
-            let handle = if error.is_fatal() {
-                self.tx.reclaim_unsent()
-            } else {
-                None
-            };
-            SendError { error, handle }
-        })
     }
 
-    /// [`send_handle`](Self::send_handle) without blocking: queues the
-    /// handle message and writes what it can. `WouldBlock` or
-    /// `HandleQueueFull` hand the handle back.
+    /// Hands `handle` over without waiting: queues it with `msg` and writes
+    /// what can be written now. Its [`Fate`] (acknowledged, or returned
+    /// with the handle) comes later from [`next_fate`](Self::next_fate),
+    /// under the ticket returned here.
+    ///
+    /// # Errors
+    /// A [`SendError`] with the handle when it was not queued: the channel
+    /// is closed, the message cannot be encoded or exceeds the limit, or
+    /// (without `std`) the queue is full (`HandleQueueFull`, `WouldBlock`).
     #[allow(clippy::result_large_err)] // the handle comes back inline: no allocator
-    pub fn try_send_handle<T: Serialize + ?Sized>(
+    pub fn queue_handle<T: Serialize + ?Sized>(
         &mut self,
         msg: &T,
         handle: Handle,
-    ) -> Result<(), SendError> {
+    ) -> Result<Ticket, SendError> {
         if let Err(error) = self.check_open() {
             return Err(SendError {
                 error,
                 handle: Some(handle),
             });
         }
-        self.tx
-            .push_handle(handle, |buf, h| wire::handle_frame(buf, msg, h))
+        let ticket = self
+            .tx
+            .push_handle(Room::Grow, handle, |buf, h| wire::handle_frame(buf, msg, h))
             .map_err(|(error, h)| SendError {
                 error,
                 handle: Some(h),
             })?;
-        self.flush_quietly().map_err(|error| SendError {
-            error,
-            handle: None,
-        })
+        write_now(&mut self.tx, self.sock.as_fd());
+        Ok(ticket)
+    }
+
+    /// The next [`Fate`] of a handle sent with
+    /// [`queue_handle`](Self::queue_handle) (or whose `send_handle` timed
+    /// out), in the order they became known. Fates are learnt while the
+    /// channel reads: from any receive, or a call that waits.
+    pub fn next_fate(&mut self) -> Option<Fate> {
+        self.tx.next_fate()
+    }
+
+    /// Takes a queued handle back if none of it has been written yet (it
+    /// waits behind an unacknowledged one); `None` once it is on the wire,
+    /// where only its fate can tell.
+    pub fn withdraw(&mut self, ticket: Ticket) -> Option<Handle> {
+        self.tx.withdraw(ticket)
     }
 
     /// Waits until everything queued is written, reading the peer's
-    /// acknowledgements as needed (messages that arrive meanwhile stay
-    /// buffered for [`recv`](Self::recv)).
+    /// messages and acknowledgements meanwhile (messages stay buffered for
+    /// [`recv`](Self::recv)).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
     pub fn flush(&mut self) -> Result<(), Error> {
         self.check_open()?;
-        while !self.tx.is_written() {
-            self.step(false)?;
-        }
-        Ok(())
+        let deadline = self.deadline();
+        self.wait_written(deadline)
     }
 
-    /// Waits until every handle sent has been acknowledged (or given up
-    /// after NACKs) and everything queued is written: the channel's copies
-    /// of the descriptors are closed by then.
-    pub fn wait_acks(&mut self) -> Result<(), Error> {
-        self.flush()?;
-        while self.tx.handles_in_flight() > 0 {
-            self.step(true)?;
+    fn wait_written(&mut self, deadline: Deadline) -> Result<(), Error> {
+        loop {
+            write_now(&mut self.tx, self.sock.as_fd());
+            self.check_open()?;
+            if self.tx.is_written() {
+                return Ok(());
+            }
+            self.step(deadline, true)?;
         }
-        self.flush()
-    }
-
-    /// After the channel closed: a handle that was sent but never
-    /// acknowledged, back to the caller (the channel still held its copy).
-    /// The peer may or may not have used it before it went away. Call again
-    /// for the next; `None` when there are no more. Handles queued behind it
-    /// come back too, in order.
-    pub fn take_unacknowledged(&mut self) -> Option<Handle> {
-        if !self.closed {
-            return None;
-        }
-        self.tx
-            .reclaim_unacknowledged()
-            .or_else(|| self.tx.reclaim_unsent())
     }
 
     /// Writes what can be written without blocking. `Err(WouldBlock)` while
     /// [`wants_write`](Self::wants_write) stays true.
+    ///
+    /// # Errors
+    /// `WouldBlock` as said; `Disconnected` once the peer is gone.
     pub fn try_flush(&mut self) -> Result<(), Error> {
         self.check_open()?;
-        let r = self.tx.flush(self.sock.as_fd());
-        self.note(r)
+        write_now(&mut self.tx, self.sock.as_fd());
+        self.check_open()?;
+        if self.tx.wants_write() {
+            return Err(Error::WouldBlock);
+        }
+        Ok(())
     }
 
     /// Whether queued bytes could be written now: poll for writability while
@@ -298,307 +432,303 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.tx.wants_write()
     }
 
-    /// Handles sent or queued whose ACK has not arrived yet.
+    /// Handles queued or sent whose fate is not known yet.
     pub fn handles_in_flight(&self) -> usize {
-        self.tx.handles_in_flight()
+        self.tx.in_flight()
     }
 
-    /// Whether the channel is still open (no EOF, no disconnect).
+    /// Whether the channel is still open: no EOF from the peer, no failed
+    /// write, no [`disconnect`](Self::disconnect).
     pub fn is_connected(&self) -> bool {
-        !self.closed
+        !self.closed && !self.rx.eof() && self.tx.dead().is_none()
     }
 
     /// Waits for the next message. Errors that concern one bad frame leave
-    /// the channel usable ([`Error::is_fatal`] is false for them).
+    /// the channel usable ([`Error::is_fatal`] is false for them): log them
+    /// and call again. After the peer hung up, the messages it sent before
+    /// still arrive, then `Err(Disconnected)`.
+    ///
+    /// # Errors
+    /// `Disconnected` at the end; `TimedOut` past the
+    /// [timeout](Self::set_timeout); a non-fatal error for a bad frame.
     pub fn recv(&mut self) -> Result<Message<'_>, Error> {
-        let d = self.receive(true)?;
-        Ok(self.rx.message(d))
+        match self.receive(Some(self.deadline()), false)? {
+            Got::Line(at, parsed, handle) => Ok(self.rx.message(at, parsed, handle)),
+            Got::Fate(_) => unreachable!("fates are not asked for"),
+        }
     }
 
     /// The next message if one can be had without blocking, else
     /// `Err(WouldBlock)`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), plus `WouldBlock`.
     pub fn try_recv(&mut self) -> Result<Message<'_>, Error> {
-        let d = self.receive(false)?;
-        Ok(self.rx.message(d))
+        match self.receive(None, false)? {
+            Got::Line(at, parsed, handle) => Ok(self.rx.message(at, parsed, handle)),
+            Got::Fate(_) => unreachable!("fates are not asked for"),
+        }
     }
 
-    /// [`recv`](Self::recv) (or, with `block == false`, `try_recv`), plus a
-    /// [`Sender`] usable while the message is borrowed: to answer a query
-    /// before handing the message on.
-    pub fn recv_with_sender(
-        &mut self,
-        block: bool,
-    ) -> Result<(Message<'_>, Sender<'_, TX>), Error> {
-        let d = self.receive(block)?;
-        let sender = Sender {
-            tx: &mut self.tx,
-            sock: self.sock.as_fd(),
-            closed: &mut self.closed,
-        };
-        Ok((self.rx.message(d), sender))
+    /// Waits for the next message, or for the [`Fate`] of a handle sent
+    /// without waiting, whichever is known first. A message comes with a
+    /// [`Sender`] usable while it is borrowed: to answer a query, or echo
+    /// it, without copying it first.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_incoming(&mut self) -> Result<Incoming<'_, TX>, Error> {
+        let got = self.receive(Some(self.deadline()), true)?;
+        Ok(self.incoming(got))
+    }
+
+    /// [`recv_incoming`](Self::recv_incoming) without waiting: `Err(WouldBlock)` when
+    /// nothing is ready.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_incoming(&mut self) -> Result<Incoming<'_, TX>, Error> {
+        let got = self.receive(None, true)?;
+        Ok(self.incoming(got))
+    }
+
+    fn incoming(&mut self, got: Got) -> Incoming<'_, TX> {
+        match got {
+            Got::Fate(fate) => Incoming::Fate(fate),
+            Got::Line(at, parsed, handle) => {
+                let sender = Sender {
+                    tx: &mut self.tx,
+                    sock: self.sock.as_fd(),
+                };
+                Incoming::Message(self.rx.message(at, parsed, handle), sender)
+            }
+        }
+    }
+
+    /// Whether something is ready for [`try_recv_incoming`](Self::try_recv_incoming)
+    /// without reading the socket: a buffered line, a fate, the end.
+    /// Cheap (no system call): for pollers, before they wait, about what
+    /// a blocking call on this channel read ahead.
+    pub fn is_ready(&mut self) -> bool {
+        self.closed || self.rx.has_record() || self.tx.has_fate() || self.rx.has_line()
+    }
+
+    /// Reads without blocking until something is ready for
+    /// [`try_recv_incoming`](Self::try_recv_incoming) (a message, a fate, an error, the
+    /// end); whether it is. For pollers: a readable socket may hold only
+    /// part of a line, or only an acknowledgement.
+    pub fn prepare(&mut self) -> bool {
+        if self.closed || self.rx.has_record() || self.tx.has_fate() {
+            return true;
+        }
+        loop {
+            match inbound::next(&mut self.rx, &mut self.tx) {
+                Some((record, handle)) => {
+                    if matches!(record.what, What::Skip) {
+                        self.rx.deliver_direct();
+                        if self.tx.has_fate() {
+                            write_now(&mut self.tx, self.sock.as_fd());
+                            return true;
+                        }
+                        continue;
+                    }
+                    self.rx.push_record(record, handle);
+                    write_now(&mut self.tx, self.sock.as_fd());
+                    return true;
+                }
+                None if self.rx.eof() => return true,
+                None => {
+                    write_now(&mut self.tx, self.sock.as_fd());
+                    match self.read(Wait::DontWait) {
+                        Ok(()) => {}
+                        Err(Error::WouldBlock) => return false,
+                        Err(_) => return true,
+                    }
+                }
+            }
+        }
     }
 
     /// Closes the channel the way Node's `disconnect()` does: what is queued
     /// is written first (waiting for an outstanding handle's ACK), then the
-    /// peer sees EOF. A second call is `Err(Disconnected)`.
+    /// peer sees EOF. Handles still unacknowledged come back as fates.
+    ///
+    /// # Errors
+    /// `Disconnected` the second time; `TimedOut` if writing did not finish
+    /// within the [timeout](Self::set_timeout) (the channel is closed
+    /// anyway).
     pub fn disconnect(&mut self) -> Result<(), Error> {
-        self.check_open()?;
-        let mut r = self.flush();
+        if self.closed {
+            return Err(Error::Disconnected);
+        }
+        let deadline = self.deadline();
+        let mut r = self.wait_written(deadline);
         while r.is_ok() && self.tx.awaiting_ack() {
-            r = self.step(true);
+            r = self.step(deadline, true);
+        }
+        if r == Err(Error::Disconnected) {
+            r = Ok(());
         }
         let _ = rustix::net::shutdown(&self.sock, Shutdown::Both);
         self.closed = true;
+        self.tx.fail(Error::Disconnected);
         r
     }
 
     fn check_open(&self) -> Result<(), Error> {
         if self.closed {
-            Err(Error::Disconnected)
+            return Err(Error::Disconnected);
+        }
+        match self.tx.dead() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the peer gone for sending: every handle not acknowledged
+    /// becomes a returned fate.
+    fn peer_gone(&mut self) {
+        self.tx.fail(Error::Disconnected);
+    }
+
+    /// Waits once for the socket, readable always (unless nothing more can
+    /// be stored) and writable while something can be written; then reads
+    /// what came. With `ahead`, the lines read go through the protocol at
+    /// once (so a waiting sender sees its acknowledgements and the peer's
+    /// handles are answered), kept as records for delivery.
+    fn step(&mut self, deadline: Deadline, ahead: bool) -> Result<(), Error> {
+        let out = self.tx.wants_write();
+        let can_read = self.rx.can_read();
+        if !out && !can_read {
+            if self.rx.eof() {
+                self.peer_gone();
+                return Err(Error::Disconnected);
+            }
+            return Err(Error::ReceiveBufferFull);
+        }
+        let read = if can_read && !out && !deadline.is_set() {
+            // Only the peer can move things on: wait inside recvmsg.
+            self.read(Wait::AsSocket)
         } else {
-            Ok(())
-        }
-    }
-
-    /// Marks the channel closed on fatal errors, passing the error on.
-    fn note(&mut self, r: Result<(), Error>) -> Result<(), Error> {
-        if let Err(e) = r {
-            if e.is_fatal() {
-                self.closed = true;
+            let mut events = PollFlags::empty();
+            if out {
+                events |= PollFlags::OUT;
             }
-        }
-        r
-    }
-
-    /// Writes what it can; a full socket is not an error here.
-    fn flush_quietly(&mut self) -> Result<(), Error> {
-        if !self.tx.wants_write() {
-            return Ok(());
-        }
-        match self.tx.flush(self.sock.as_fd()) {
-            Err(Error::WouldBlock) => Ok(()),
-            r => self.note(r),
-        }
-    }
-
-    /// One blocking step for a sender: write what can be written, else wait
-    /// until writing is possible or an acknowledgement can be read. Waits
-    /// for an ACK when `need_ack` (it frees buffer or queue room), or when
-    /// bytes are held behind the unacknowledged handle.
-    fn step(&mut self, need_ack: bool) -> Result<(), Error> {
-        self.check_open()?;
-        self.flush_quietly()?;
-        let mut events = PollFlags::empty();
-        if self.tx.wants_write() {
-            events |= PollFlags::OUT;
-        }
-        if self.tx.awaiting_ack() && (need_ack || !self.tx.is_written()) {
-            events |= PollFlags::IN;
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        if events == PollFlags::IN {
-            // Only an answer can move things on: wait for it in recvmsg.
-            return self.read_ahead(Wait::AsSocket);
-        }
-        let ready = sys::wait(self.sock.as_fd(), events)?;
-        if ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-            self.read_ahead(Wait::DontWait)?;
-        }
-        Ok(())
-    }
-
-    /// Reads without delivering, and handles any ACK/NACK found.
-    fn read_ahead(&mut self, wait: Wait) -> Result<(), Error> {
-        let r = match self.rx.read(self.sock.as_fd(), wait) {
-            Ok(true) | Err(Error::WouldBlock) => Ok(()),
-            Ok(false) => Err(Error::Disconnected),
-            Err(e) => Err(e),
-        };
-        self.note(r)?;
-        while let Some((s, e)) = self.rx.next_unlooked() {
-            let line = &mut self.rx.buf[s..e];
-            let Some(&first) = line.first() else { continue };
-            if first <= MARK_GAVE_UP {
-                // Not JSON anyway; keep it that way without looking like a mark.
-                line[0] = 0x7f;
-                continue;
+            if can_read {
+                events |= PollFlags::IN;
             }
-            let answer = match envelope::read(line) {
-                Ok(Envelope::Ack) => self.tx.on_ack(),
-                Ok(Envelope::Nack) => self.tx.on_nack(),
-                _ => continue,
-            };
-            // Nothing left to deliver: drop it now if it is next, so a
-            // sender that never calls recv does not fill up with ACKs.
-            if answer.is_ok() && self.rx.consume_front(s, e) {
-                continue;
-            }
-            let line = &mut self.rx.buf[s..e];
-            match answer {
-                Ok(()) => line[0] = MARK_DONE,
-                Err(Error::HandleNotReceived(kind)) => {
-                    line[0] = MARK_GAVE_UP;
-                    line[1] = kind_code(kind);
-                }
-                Err(_) => line[0] = MARK_STRAY,
-            }
-        }
-        Ok(())
-    }
-
-    fn receive(&mut self, block: bool) -> Result<Delivery, Error> {
-        self.check_open()?;
-        loop {
-            if let Some(e) = self.rx.pending.take() {
-                return Err(e);
-            }
-            // Descriptors that came with bytes already delivered belong to
-            // no handle line: close them now and say so.
-            let stale = self.rx.fds.drop_stale(self.rx.next_offset());
-            if stale > 0 {
-                return Err(Error::UnclaimedFds(stale));
-            }
-            if !self.tx.can_reply() {
-                // Too many ACK/NACKs owed: get them out before taking more.
-                self.flush_quietly()?;
-                if !self.tx.can_reply() {
-                    if !block {
-                        return Err(Error::WouldBlock);
-                    }
-                    self.step(false)?;
-                    continue;
-                }
-            }
-            let outcome = match self.rx.next() {
-                Some(Next::Line(line)) => self.process(line),
-                Some(Next::Skipped {
-                    offset,
-                    looked_like_handle,
-                }) => {
-                    self.reject(offset, looked_like_handle);
-                    Outcome::Fail(Error::FrameTooLong)
-                }
-                None => {
-                    if self.rx.eof {
-                        self.closed = true;
-                        return Err(Error::Disconnected);
-                    }
-                    self.flush_quietly()?;
-                    // Nothing to write: a blocking receive waits in recvmsg.
-                    let wait = if block && !self.tx.wants_write() {
-                        Wait::AsSocket
+            match sys::wait(self.sock.as_fd(), events, deadline)? {
+                None => return Err(Error::TimedOut),
+                Some(ready)
+                    if ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) =>
+                {
+                    if can_read {
+                        self.read(Wait::DontWait)
                     } else {
-                        Wait::DontWait
-                    };
-                    match self.rx.read(self.sock.as_fd(), wait) {
-                        Ok(_) => continue,
-                        Err(Error::WouldBlock) if !block => return Err(Error::WouldBlock),
-                        Err(Error::WouldBlock) => {
-                            let mut events = PollFlags::IN;
-                            if self.tx.wants_write() {
-                                events |= PollFlags::OUT;
-                            }
-                            sys::wait(self.sock.as_fd(), events)?;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
+                        Ok(())
                     }
                 }
-            };
-            self.flush_quietly()?;
-            match outcome {
-                Outcome::Skip => continue,
-                Outcome::Fail(e) => return Err(e),
-                Outcome::Deliver(d) => return Ok(d),
+                Some(_) => Ok(()),
             }
-        }
-    }
-
-    /// Deals with a line that is not a good message: a descriptor that came
-    /// with it is closed, and a sender waiting for an answer gets a NACK.
-    fn reject(&mut self, offset: u64, looked_like_handle: bool) {
-        let claimed = !matches!(self.rx.fds.claim(offset), Claim::None);
-        if claimed || looked_like_handle {
-            // can_reply() was checked before the line was taken.
-            let _ = self.tx.push_reply(Reply::Nack);
-        }
-    }
-
-    fn process(&mut self, line: Line) -> Outcome {
-        let bytes = &mut self.rx.buf[line.start..line.end];
-        if line.looked_at {
-            match bytes.first() {
-                Some(&MARK_DONE) => return Outcome::Skip,
-                Some(&MARK_STRAY) => return Outcome::Fail(Error::StrayAck),
-                Some(&MARK_GAVE_UP) => {
-                    return Outcome::Fail(Error::HandleNotReceived(kind_from_code(bytes[1])))
-                }
-                _ => {}
-            }
-        }
-        let read = match core::str::from_utf8(bytes) {
-            Ok(_) => envelope::read(bytes),
-            Err(e) => Err(crate::json::JsonError::InvalidUtf8 {
-                offset: e.valid_up_to(),
-            }),
         };
-        let at = |span: Span| Json::At(line.start + span.start, line.start + span.end);
         match read {
-            Err(e) => {
-                let looks = envelope::looks_like_handle(bytes);
-                self.reject(line.offset, looks);
-                Outcome::Fail(Error::BadFrame(e))
+            Ok(()) | Err(Error::WouldBlock) => {}
+            Err(e) => return Err(e),
+        }
+        if ahead {
+            self.read_ahead();
+        }
+        Ok(())
+    }
+
+    /// Reads once; EOF marks the peer gone for sending.
+    fn read(&mut self, wait: Wait) -> Result<(), Error> {
+        match self.rx.read(self.sock.as_fd(), wait) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.peer_gone();
+                Ok(())
             }
-            Ok(Envelope::Ack) => self
-                .tx
-                .on_ack()
-                .map_or_else(Outcome::Fail, |()| Outcome::Skip),
-            Ok(Envelope::Nack) => self
-                .tx
-                .on_nack()
-                .map_or_else(Outcome::Fail, |()| Outcome::Skip),
-            Ok(Envelope::Message { value, cmd }) => Outcome::Deliver(Delivery {
-                json: at(value),
-                cmd,
-                handle: None,
-            }),
-            Ok(Envelope::Handle {
-                kind,
-                msg,
-                msg_cmd,
-                key,
-            }) => {
-                let claim = self.rx.fds.claim(line.offset);
-                let reply = if matches!(claim, Claim::Fd(_)) {
-                    Reply::Ack
-                } else {
-                    Reply::Nack
-                };
-                let _ = self.tx.push_reply(reply);
-                match (claim, kind) {
-                    (Claim::Fd(fd), Some(kind)) => {
-                        let mut handle = Handle::new(kind, fd);
-                        if let Some(key) = key {
-                            handle = handle.with_key(key);
-                        }
-                        let json = if msg == Span::default() {
-                            Json::Null
-                        } else {
-                            at(msg)
-                        };
-                        Outcome::Deliver(Delivery {
-                            json,
-                            cmd: msg_cmd,
-                            handle: Some(handle),
-                        })
-                    }
-                    (Claim::Fd(_closed), None) => Outcome::Fail(Error::UnknownHandleType),
-                    (Claim::Lost, _) => Outcome::Fail(Error::FdsTruncated),
-                    (Claim::None, _) => Outcome::Fail(Error::HandleWithoutFd),
+            Err(e) if e.is_fatal() => {
+                self.closed = true;
+                self.peer_gone();
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts every complete line buffered through the protocol, keeping a
+    /// record of each for delivery (an ACK/NACK that is next in line is
+    /// just dropped).
+    fn read_ahead(&mut self) {
+        while self.rx.can_record() {
+            let Some((record, handle)) = inbound::next(&mut self.rx, &mut self.tx) else {
+                break;
+            };
+            if matches!(record.what, What::Skip) && !self.rx.has_record() {
+                self.rx.deliver_direct();
+                continue;
+            }
+            self.rx.push_record(record, handle);
+        }
+        write_now(&mut self.tx, self.sock.as_fd());
+    }
+
+    /// The next line to deliver (its position, what it holds, its
+    /// handle), or with `fates` the next fate if one is known first. Waits
+    /// until `deadline` when one is given, else not at all.
+    fn receive(&mut self, deadline: Option<Deadline>, fates: bool) -> Result<Got, Error> {
+        self.rx.forget_handle();
+        if self.closed {
+            return Err(Error::Disconnected);
+        }
+        loop {
+            if fates {
+                if let Some(fate) = self.tx.next_fate() {
+                    return Ok(Got::Fate(fate));
                 }
             }
+            let (at, record, handle) = match self.rx.pop_record() {
+                Some((at, record)) => (at, record, None),
+                None => match inbound::next(&mut self.rx, &mut self.tx) {
+                    Some((record, handle)) => (self.rx.deliver_direct(), record, handle),
+                    None => {
+                        match self.fill(deadline) {
+                            // Handles that came back when the peer left
+                            // are reported before the end.
+                            Err(Error::Disconnected) if fates && self.tx.has_fate() => {}
+                            r => r?,
+                        }
+                        continue;
+                    }
+                },
+            };
+            write_now(&mut self.tx, self.sock.as_fd());
+            match record.what {
+                What::Skip => continue,
+                What::Fail(e) => return Err(e),
+                What::Deliver(parsed) => return Ok(Got::Line(at, parsed, handle)),
+            }
+        }
+    }
+
+    /// Gets more bytes for [`receive`](Self::receive): writes what is
+    /// owed, then reads, waiting until `deadline` if one is given.
+    fn fill(&mut self, deadline: Option<Deadline>) -> Result<(), Error> {
+        write_now(&mut self.tx, self.sock.as_fd());
+        if self.rx.eof() {
+            self.peer_gone();
+            return Err(Error::Disconnected);
+        }
+        match deadline {
+            None => match self.read(Wait::DontWait) {
+                // Bytes came, or EOF: look again.
+                Ok(()) => Ok(()),
+                Err(Error::WouldBlock) => Err(Error::WouldBlock),
+                Err(e) => Err(e),
+            },
+            Some(deadline) => self.step(deadline, false),
         }
     }
 }
@@ -606,8 +736,8 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
 impl<const RX: usize, const TX: usize> Drop for Channel<RX, TX> {
     /// Writes what is queued if the socket takes it now; never waits.
     fn drop(&mut self) {
-        if !self.closed && self.tx.wants_write() {
-            let _ = self.tx.flush(self.sock.as_fd());
+        if !self.closed {
+            write_now(&mut self.tx, self.sock.as_fd());
         }
     }
 }

@@ -15,18 +15,19 @@ pub const MAX_CMD_LEN: usize = 64;
 /// Decoded `cmd` of an internal message.
 pub type Cmd = heapless::String<MAX_CMD_LEN>;
 
-/// What a line is, for the channel.
+/// What a line is, for the channel. Spans index the line.
 #[derive(Debug)]
 pub(crate) enum Envelope {
-    /// A message for the user: `value` spans the JSON value, `cmd` is set
-    /// when it is internal.
-    Message { value: Span, cmd: Option<Cmd> },
+    /// A message for the user: `value` spans the JSON value, `cmd` the
+    /// content of its `cmd` string when it is internal.
+    Message { value: Span, cmd: Option<Span> },
     /// A `NODE_HANDLE` wrapper (nested `net.Native` retransmissions already
-    /// unwrapped). `kind` is `None` for a type tag we do not know.
+    /// unwrapped). `kind` is `None` for a type tag we do not know; `msg` is
+    /// `None` when the wrapper has no `msg`.
     Handle {
         kind: Option<HandleKind>,
-        msg: Span,
-        msg_cmd: Option<Cmd>,
+        msg: Option<Span>,
+        msg_cmd: Option<Span>,
         key: Option<Key>,
     },
     /// `NODE_HANDLE_ACK`.
@@ -89,12 +90,13 @@ fn short_string<'o>(line: &[u8], v: Option<Span>, out: &'o mut [u8]) -> Option<&
     complete.then_some(text)
 }
 
-/// The internal `cmd` of the value at `value`, if it has one.
+/// The span of the content of the internal `cmd` of the value at `value`,
+/// if it has one, and its first [`MAX_CMD_LEN`] bytes decoded.
 fn internal_cmd(
     line: &[u8],
     value: Span,
     fields: Option<&Fields>,
-) -> Result<Option<Cmd>, JsonError> {
+) -> Result<Option<(Span, Cmd)>, JsonError> {
     if line.get(value.start) != Some(&b'{') {
         return Ok(None);
     }
@@ -106,19 +108,32 @@ fn internal_cmd(
             &owned
         }
     };
-    let Some(content) = fields.cmd.and_then(|c| string_content(line, c)) else {
+    let Some(span) = fields.cmd.filter(|c| line.get(c.start) == Some(&b'"')) else {
         return Ok(None);
     };
-    let mut buf = [0u8; MAX_CMD_LEN];
-    let (text, complete) = unescape_into(content, &mut buf);
+    let content = Span {
+        start: span.start + 1,
+        end: span.end - 1,
+    };
+    let mut cmd = Cmd::new();
+    let complete = decode_cmd(content.of(line), &mut cmd);
     // Longer than five characters and starting with NODE_.
-    if !(text.starts_with("NODE_") && (!complete || text.chars().count() > 5)) {
+    if !(cmd.starts_with("NODE_") && (!complete || cmd.chars().count() > 5)) {
         return Ok(None);
     }
-    let mut cmd = Cmd::new();
-    // Truncated to MAX_CMD_LEN bytes: every cmd Node uses is far shorter.
-    let _ = cmd.push_str(text);
-    Ok(Some(cmd))
+    Ok(Some((content, cmd)))
+}
+
+/// Decodes the content of a `cmd` string into `out`, as much as fits
+/// ([`MAX_CMD_LEN`] bytes: every cmd Node uses is far shorter). Returns
+/// whether all of it fit.
+pub(crate) fn decode_cmd(content: &[u8], out: &mut Cmd) -> bool {
+    let mut buf = [0u8; MAX_CMD_LEN];
+    let (text, complete) = unescape_into(content, &mut buf);
+    out.clear();
+    // Cannot fail: text is at most MAX_CMD_LEN bytes.
+    let _ = out.push_str(text);
+    complete
 }
 
 /// Validates `line` (one JSON value plus optional whitespace) and says what
@@ -134,7 +149,7 @@ pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
     let (fields, end) = Fields::of(line, start)?;
     scan::only_ws_after(line, end)?;
     let value = Span { start, end };
-    let Some(cmd) = internal_cmd(line, value, Some(&fields))? else {
+    let Some((span, cmd)) = internal_cmd(line, value, Some(&fields))? else {
         return Ok(Envelope::Message { value, cmd: None });
     };
     match cmd.as_str() {
@@ -143,7 +158,7 @@ pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
         "NODE_HANDLE" => handle_wrapper(line, fields, 0),
         _ => Ok(Envelope::Message {
             value,
-            cmd: Some(cmd),
+            cmd: Some(span),
         }),
     }
 }
@@ -155,22 +170,23 @@ fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, Js
     let dgram = short_string(line, fields.dgram_type, &mut dgram_buf);
     let kind = tag.and_then(|t| HandleKind::from_tag(t, dgram));
     // A message without `msg` is `undefined` in Node; we deliver `null`.
-    let msg = fields.msg.unwrap_or_default();
+    let msg = fields.msg;
 
     // Node retransmits a NACKed socket wrapped once more as
     // {"cmd":"NODE_HANDLE","type":"net.Native","msg":<the first wrapper>}.
-    if kind == Some(HandleKind::Native) && depth == 0 && line.get(msg.start) == Some(&b'{') {
-        let (inner, _) = Fields::of(line, msg.start)?;
-        if let Some(c) = internal_cmd(line, msg, Some(&inner))? {
+    if let Some(m) = msg.filter(|m| {
+        kind == Some(HandleKind::Native) && depth == 0 && line.get(m.start) == Some(&b'{')
+    }) {
+        let (inner, _) = Fields::of(line, m.start)?;
+        if let Some((_, c)) = internal_cmd(line, m, Some(&inner))? {
             if c == "NODE_HANDLE" {
                 return handle_wrapper(line, inner, 1);
             }
         }
     }
-    let msg_cmd = if msg == Span::default() {
-        None
-    } else {
-        internal_cmd(line, msg, None)?
+    let msg_cmd = match msg {
+        Some(m) => internal_cmd(line, m, None)?.map(|(span, _)| span),
+        None => None,
     };
     let mut key_buf = [0u8; crate::handle::MAX_KEY_LEN];
     let key = short_string(line, fields.key, &mut key_buf).and_then(|k| Key::try_from(k).ok());
@@ -274,7 +290,7 @@ mod tests {
             panic!()
         };
         assert_eq!(kind, Some(HandleKind::Socket));
-        assert_eq!(msg.of(line), b"\"socket\"");
+        assert_eq!(msg.unwrap().of(line), b"\"socket\"");
         assert_eq!(key.as_deref(), Some("4:127.0.0.1:0"));
         assert!(msg_cmd.is_none());
     }

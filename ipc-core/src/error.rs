@@ -29,9 +29,11 @@ pub enum Error {
     /// A received line is not one JSON value (invalid JSON, an empty line, bad
     /// UTF-8); it was skipped.
     BadFrame(JsonError),
-    /// A received line is longer than the receive buffer; it was skipped.
+    /// A received line is longer than the channel's buffer limit (without
+    /// `std`: the receive buffer); it was skipped.
     FrameTooLong,
-    /// The message does not fit in the send buffer even when it is empty.
+    /// The message is longer than the channel's buffer limit (without
+    /// `std`: the send buffer).
     MessageTooLarge,
     /// The message could not be written as JSON.
     Encode(JsonError),
@@ -45,7 +47,8 @@ pub enum Error {
     /// Descriptors arrived with no `NODE_HANDLE` line to claim them; they
     /// were closed.
     UnclaimedFds(usize),
-    /// More descriptors arrived than the queue holds; the extra was closed.
+    /// More descriptors arrived than the queue holds (only without `std`);
+    /// the extra was closed.
     FdQueueFull,
     /// A `NODE_HANDLE` with a `type` this library does not know; it was
     /// acknowledged and its descriptor closed.
@@ -53,15 +56,21 @@ pub enum Error {
     /// A `NODE_HANDLE_ACK` or `NACK` arrived while no handle was awaiting
     /// one; ignored (a Node peer would crash here).
     StrayAck,
-    /// The peer refused a handle and it will not be sent again; our copy was
-    /// closed. Node: `SentHandleNotReceivedWarning` for sockets.
+    /// The peer refused a handle (NACK) and it will not be sent again; the
+    /// handle comes back with this reason. Node:
+    /// `SentHandleNotReceivedWarning` for sockets.
     HandleNotReceived(HandleKind),
-    /// Too many handles are queued for sending; receive (to read their
-    /// acknowledgements) or wait.
+    /// Too many handles are queued for sending (only without `std`); wait
+    /// for their acknowledgements.
     HandleQueueFull,
-    /// A blocking send needs the peer's acknowledgement, but the receive
-    /// buffer is full of messages nobody has taken: call `recv` first.
+    /// A blocking call had to read what the peer sent to make progress, but
+    /// the receive buffer holds as many undelivered messages as the
+    /// channel's limit allows: call `recv` first. Nothing was dropped.
     ReceiveBufferFull,
+    /// A blocking call gave up at the channel's timeout
+    /// ([`set_timeout`](crate::Channel::set_timeout)); what it queued stays
+    /// queued.
+    TimedOut,
 }
 
 impl Error {
@@ -104,6 +113,7 @@ impl fmt::Display for Error {
             Error::ReceiveBufferFull => {
                 f.write_str("receive buffer full of unread messages; call recv first")
             }
+            Error::TimedOut => f.write_str("timed out"),
         }
     }
 }
@@ -128,6 +138,7 @@ impl From<Error> for std::io::Error {
         match e {
             Error::Io(errno) => errno.into(),
             Error::WouldBlock => ErrorKind::WouldBlock.into(),
+            Error::TimedOut => ErrorKind::TimedOut.into(),
             Error::Disconnected => std::io::Error::new(ErrorKind::BrokenPipe, e),
             e => std::io::Error::new(ErrorKind::InvalidData, e),
         }
@@ -135,12 +146,17 @@ impl From<Error> for std::io::Error {
 }
 
 /// A failed [`send_handle`](crate::Channel::send_handle): the error, and the
-/// handle back if it was never queued (so the caller still owns it).
+/// handle back whenever the peer did not take it. `handle` is `None` only
+/// when the peer may still take it: the call timed out (or hit a full
+/// receive buffer) while the handle was on the wire; its [`Fate`] is then
+/// reported later by [`next_fate`](crate::Channel::next_fate).
+///
+/// [`Fate`]: crate::Fate
 #[derive(Debug)]
 pub struct SendError {
     /// What went wrong.
     pub error: Error,
-    /// The handle, unless the channel had already taken it.
+    /// The handle, unless the peer may still take it.
     pub handle: Option<Handle>,
 }
 

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 
-use crate::envelope::Cmd;
 use crate::handle::Handle;
 use crate::json::{from_slice_mut, JsonError, RawJson};
 
@@ -11,16 +10,24 @@ use crate::json::{from_slice_mut, JsonError, RawJson};
 ///
 /// For a handle message this is the *user* message inside the `NODE_HANDLE`
 /// wrapper, and [`take_handle`](Message::take_handle) gives the descriptor.
-/// A handle nobody takes is closed when the message is dropped.
+/// A handle nobody takes stays with the channel, which closes it at the
+/// next receive (or when it is dropped).
+///
+/// Small (five words) and borrowed: everything it refers to stays in the
+/// channel, so passing it on copies nothing.
 #[derive(Debug)]
 pub struct Message<'a> {
     json: &'a mut [u8],
-    cmd: Option<Cmd>,
-    handle: Option<Handle>,
+    cmd: Option<&'a str>,
+    handle: &'a mut Option<Handle>,
 }
 
 impl<'a> Message<'a> {
-    pub(crate) fn new(json: &'a mut [u8], cmd: Option<Cmd>, handle: Option<Handle>) -> Self {
+    pub(crate) fn new(
+        json: &'a mut [u8],
+        cmd: Option<&'a str>,
+        handle: &'a mut Option<Handle>,
+    ) -> Self {
         Message { json, cmd, handle }
     }
 
@@ -42,9 +49,10 @@ impl<'a> Message<'a> {
         self.cmd.is_some()
     }
 
-    /// The `cmd` of an internal message.
+    /// The `cmd` of an internal message (its first
+    /// [`MAX_CMD_LEN`](crate::MAX_CMD_LEN) bytes).
     pub fn cmd(&self) -> Option<&str> {
-        self.cmd.as_deref()
+        self.cmd
     }
 
     /// The handle that came with the message, if any.
@@ -60,6 +68,10 @@ impl<'a> Message<'a> {
     /// Deserializes the JSON, borrowing strings from the receive buffer
     /// (escaped strings are unescaped there, in place). Can be done once:
     /// the text is consumed.
+    ///
+    /// # Errors
+    /// [`JsonError`] when the JSON does not fit `T` (or nests deeper than
+    /// [`MAX_DECODE_DEPTH`](crate::json::MAX_DECODE_DEPTH)).
     pub fn parse<T: Deserialize<'a>>(&mut self) -> Result<T, JsonError> {
         from_slice_mut(core::mem::take(&mut self.json))
     }

@@ -1,66 +1,77 @@
-//! The receive side: a fixed buffer of bytes from the peer, cut into lines.
+//! The receive side: bytes from the peer, cut into lines, and a typed
+//! record of each line already read for the protocol.
 //!
 //! `buf[start..end]` holds bytes not yet delivered. Lines are delivered in
-//! place (the user's message borrows the buffer), and the buffer is compacted
-//! only when it needs room. A line longer than the whole buffer is discarded
-//! up to its newline and reported. Descriptors are queued with the stream
-//! range of the read that brought them (see [`crate::fdqueue`]).
+//! place (the user's message borrows the buffer). Lines in
+//! `buf[start..parsed]` have been through the protocol already, each with a
+//! [`Record`] in `records`, in order: a blocking sender reads ahead to find
+//! its acknowledgements (and to answer the peer's handles), and the record
+//! says what delivery must do with the line later, so no line is read
+//! twice. Descriptors are queued with the stream range of the read that
+//! brought them (see [`crate::fdqueue`]).
 //!
-//! A blocking sender waiting for `NODE_HANDLE_ACK` may read ahead: it handles
-//! acknowledgements beyond `start` and marks their lines (first byte below
-//! 0x03, which no JSON line starts with) so delivery skips them later.
+//! With `std` the buffer grows for a long line or a backlog, up to the
+//! channel's limit; a line longer than that is discarded up to its newline
+//! and reported.
 
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
-use crate::buf::{zeroed, Buf};
+use crate::buf::{Buf, Fifo};
 use crate::envelope::{self, Cmd};
 use crate::error::Error;
 use crate::fdqueue::FdQueue;
 use crate::handle::Handle;
+use crate::json::scan::Span;
 use crate::message::Message;
 use crate::sys::{self, ReceivedFds, Wait};
 
-/// First byte of a read-ahead line whose ACK/NACK was handled.
-pub(crate) const MARK_DONE: u8 = 0x00;
-/// First byte of a read-ahead line that was a stray ACK/NACK.
-pub(crate) const MARK_STRAY: u8 = 0x01;
-/// First byte of a read-ahead NACK that made us give a handle up; the second
-/// byte says which kind (see [`crate::tx::kind_code`]).
-pub(crate) const MARK_GAVE_UP: u8 = 0x02;
+/// Records kept without `std` (each a line read ahead of delivery).
+const MAX_RECORDS: usize = 64;
+/// Handles claimed ahead of delivery, kept without `std`.
+const MAX_CLAIMED: usize = 8;
 
-/// Where the JSON of a message to deliver is.
-#[derive(Debug)]
-pub(crate) enum Json {
-    At(usize, usize),
-    /// A handle message without `msg` (Node: `undefined`).
-    Null,
-}
-
-/// A message ready for the user, by position in the buffer.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub json: Json,
-    pub cmd: Option<Cmd>,
-    pub handle: Option<Handle>,
-}
-
-/// A complete line, by index into the buffer and by stream offset.
+/// What delivering a line comes to, decided when the line was read.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Line {
-    pub start: usize,
-    /// Index of the `\n`.
-    pub end: usize,
-    /// Stream offset of the first byte.
-    pub offset: u64,
-    /// Seen by read-ahead: a first byte below 0x03 is a mark.
-    pub looked_at: bool,
+pub(crate) enum What {
+    /// A message for the user.
+    Deliver(Parsed),
+    /// Nothing: the channel acted on it (an ACK or NACK).
+    Skip,
+    /// An error for the user; the channel carries on.
+    Fail(Error),
 }
 
-/// What the next line is.
+/// Where a message to deliver is, relative to its line's first byte.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parsed {
+    /// The JSON value; `None` for a handle message without `msg` (Node's
+    /// `undefined`), delivered as `null`.
+    pub json: Option<Span>,
+    /// The content of its internal `cmd` string, if it is internal.
+    pub cmd: Option<Span>,
+    /// Whether a handle waits in the claimed queue for it.
+    pub handle: bool,
+}
+
+/// One line read for the protocol, and what delivery does with it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Bytes of the line, `\n` included; 0 for an error about descriptors
+    /// or a skipped over-long line (its bytes are gone already).
+    pub len: usize,
+    pub what: What,
+}
+
+/// A complete line not yet read for the protocol.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Next {
-    Line(Line),
+    /// `buf[start..end]` (without its `\n`), starting at stream `offset`.
+    Line {
+        start: usize,
+        end: usize,
+        offset: u64,
+    },
     /// An over-long line ended; it started at this stream offset.
     Skipped {
         offset: u64,
@@ -68,130 +79,227 @@ pub(crate) enum Next {
     },
 }
 
+/// An over-long line being discarded.
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    offset: u64,
+    looked_like_handle: bool,
+}
+
 pub(crate) struct Rx<const N: usize> {
-    pub buf: Buf<N>,
+    buf: Buf<N>,
     start: usize,
+    parsed: usize,
     end: usize,
-    /// No `\n` in `buf[start..searched]`.
+    /// No `\n` in `buf[parsed..searched]`.
     searched: usize,
-    /// Read-ahead has looked at the lines in `buf[start..looked]`.
-    looked: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
-    /// Discarding an over-long line: its start offset and whether it looked
-    /// like a `NODE_HANDLE`.
-    skipping: Option<(u64, bool)>,
+    skipping: Option<Skip>,
+    /// Records of the lines in `buf[start..parsed]`, in order.
+    records: Fifo<Record, MAX_RECORDS>,
+    /// Handles of recorded lines, in order.
+    claimed: Fifo<Handle, MAX_CLAIMED>,
     pub fds: FdQueue,
-    pub eof: bool,
+    eof: bool,
     /// An error to report before the next line (descriptor overflow).
-    pub pending: Option<Error>,
-    /// Backing for the `null` of a handle message without `msg`.
-    pub null: [u8; 4],
+    pending: Option<Error>,
+    /// Most bytes the buffer and records may take.
+    limit: usize,
+    /// The delivered message's decoded `cmd`, handle, and `null` text.
+    cmd: Cmd,
+    handle: Option<Handle>,
+    null: [u8; 4],
 }
 
 impl<const N: usize> Rx<N> {
-    pub fn new() -> Self {
+    pub fn new(limit: usize) -> Self {
         const { assert!(N >= 64, "the receive buffer must hold at least 64 bytes") };
         Rx {
-            buf: zeroed(),
+            buf: Buf::new(),
             start: 0,
+            parsed: 0,
             end: 0,
             searched: 0,
-            looked: 0,
             base: 0,
             skipping: None,
+            records: Fifo::default(),
+            claimed: Fifo::default(),
             fds: FdQueue::default(),
             eof: false,
             pending: None,
+            limit,
+            cmd: Cmd::new(),
+            handle: None,
             null: *b"null",
         }
     }
 
-    /// Index just past the next `\n` at or after `from`, searching no
-    /// further than `end`.
-    fn newline_from(&self, from: usize) -> Option<usize> {
-        crate::bytes::find(&self.buf[from..self.end], b'\n').map(|i| from + i)
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
-    /// Takes the next complete line, if one is buffered.
-    pub fn next(&mut self) -> Option<Next> {
-        let nl = self.newline_from(self.searched.max(self.start));
-        let Some(nl) = nl else {
+    /// Whether the peer closed its end (everything buffered still counts).
+    pub fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Whether a line (or an error) is waiting for delivery.
+    pub fn has_record(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// An error to report now, before the next line.
+    pub fn take_pending(&mut self) -> Option<Error> {
+        self.pending.take()
+    }
+
+    /// Bytes the records take, counted against the limit.
+    fn records_bytes(&self) -> usize {
+        self.records.len() * core::mem::size_of::<Record>()
+    }
+
+    /// Whether one more line can be read ahead of delivery now.
+    pub fn can_record(&self) -> bool {
+        !self.records.is_full()
+            && !self.claimed.is_full()
+            && self.buf.len() + self.records_bytes() + core::mem::size_of::<Record>() <= self.limit
+    }
+
+    /// The line `buf[start..end]`.
+    pub fn line(&mut self, start: usize, end: usize) -> &mut [u8] {
+        &mut self.buf[start..end]
+    }
+
+    /// Takes the next complete line not yet read for the protocol, if one
+    /// is buffered.
+    pub fn next_line(&mut self) -> Option<Next> {
+        let from = self.searched.max(self.parsed);
+        let Some(i) = crate::bytes::find(&self.buf[from..self.end], b'\n') else {
             self.searched = self.end;
             if self.skipping.is_some() {
                 // Nothing of an over-long line is kept.
                 self.base += self.end as u64;
                 self.start = 0;
+                self.parsed = 0;
                 self.end = 0;
                 self.searched = 0;
-                self.looked = 0;
             }
             return None;
         };
-        let line = Line {
-            start: self.start,
-            end: nl,
-            offset: self.base + self.start as u64,
-            looked_at: nl < self.looked,
-        };
-        self.start = nl + 1;
-        self.searched = self.start;
-        if let Some((offset, looked_like_handle)) = self.skipping.take() {
+        let nl = from + i;
+        let start = self.parsed;
+        self.parsed = nl + 1;
+        self.searched = self.parsed;
+        if let Some(skip) = self.skipping.take() {
+            // What remained of the over-long line goes without a record.
+            self.start = self.parsed;
             return Some(Next::Skipped {
-                offset,
-                looked_like_handle,
+                offset: skip.offset,
+                looked_like_handle: skip.looked_like_handle,
             });
         }
-        Some(Next::Line(line))
+        Some(Next::Line {
+            start,
+            end: nl,
+            offset: self.base + start as u64,
+        })
     }
 
-    /// The message `d` describes, borrowing the buffer.
-    pub fn message(&mut self, d: Delivery) -> Message<'_> {
-        let json = match d.json {
-            Json::At(s, e) => &mut self.buf[s..e],
-            Json::Null => {
+    /// Stream offset of the next line to read for the protocol.
+    pub fn next_offset(&self) -> u64 {
+        match self.skipping {
+            Some(skip) => skip.offset,
+            None => self.base + self.parsed as u64,
+        }
+    }
+
+    /// Keeps `record` for the line just taken with
+    /// [`next_line`](Self::next_line) (or a zero-length one), to deliver
+    /// after the records before it. Only when
+    /// [`can_record`](Self::can_record).
+    pub fn push_record(&mut self, record: Record, handle: Option<Handle>) {
+        if let Some(h) = handle {
+            // can_record() said there is room.
+            let _ = self.claimed.push_back(h);
+        }
+        let _ = self.records.push_back(record);
+    }
+
+    /// Takes the record of the next line to deliver, if it was read ahead.
+    pub fn pop_record(&mut self) -> Option<(usize, Record)> {
+        let r = self.records.pop_front()?;
+        let at = self.start;
+        self.start += r.len;
+        Some((at, r))
+    }
+
+    /// Delivery of a line just taken with `next_line` while no records
+    /// were waiting: it leaves the buffer.
+    pub fn deliver_direct(&mut self) -> usize {
+        let at = self.start;
+        self.start = self.parsed;
+        at
+    }
+
+    /// The message of the line at `at` that `parsed` describes, with
+    /// `handle` (or the next claimed one), borrowing the buffer.
+    pub fn message(&mut self, at: usize, parsed: Parsed, handle: Option<Handle>) -> Message<'_> {
+        self.handle = match (parsed.handle, handle) {
+            (_, Some(h)) => Some(h),
+            (true, None) => self.claimed.pop_front(),
+            (false, None) => None,
+        };
+        let cmd = parsed.cmd.map(|span| {
+            envelope::decode_cmd(
+                Span {
+                    start: at + span.start,
+                    end: at + span.end,
+                }
+                .of(&self.buf),
+                &mut self.cmd,
+            )
+        });
+        let json: &mut [u8] = match parsed.json {
+            Some(span) => &mut self.buf[at + span.start..at + span.end],
+            None => {
                 self.null = *b"null";
                 &mut self.null[..]
             }
         };
-        Message::new(json, d.cmd, d.handle)
+        Message::new(json, cmd.map(|_| self.cmd.as_str()), &mut self.handle)
     }
 
-    /// Stream offset where the next line to deliver starts.
-    pub fn next_offset(&self) -> u64 {
-        match self.skipping {
-            Some((offset, _)) => offset,
-            None => self.base + self.start as u64,
+    /// Closes the last delivered message's handle if nobody took it.
+    pub fn forget_handle(&mut self) {
+        self.handle = None;
+    }
+
+    /// Whether a complete line waits to be read for the protocol, or the
+    /// end has come (searches only bytes not searched before).
+    pub fn has_line(&mut self) -> bool {
+        if self.eof {
+            return true;
         }
-    }
-
-    /// Takes the next line read-ahead has not looked at, leaving it buffered
-    /// for delivery.
-    pub fn next_unlooked(&mut self) -> Option<(usize, usize)> {
         if self.skipping.is_some() {
-            return None;
-        }
-        let from = self.looked.max(self.start);
-        let nl = self.newline_from(from)?;
-        self.looked = nl + 1;
-        Some((from, nl))
-    }
-
-    /// Consumes the line `buf[start..=end]` if it is the next to deliver
-    /// (read-ahead handled it completely: nothing is left to deliver).
-    /// Returns whether it did.
-    pub fn consume_front(&mut self, start: usize, end: usize) -> bool {
-        if self.skipping.is_some() || start != self.start {
             return false;
         }
-        self.start = end + 1;
-        self.searched = self.searched.max(self.start);
-        true
+        let from = self.searched.max(self.parsed);
+        match crate::bytes::find(&self.buf[from..self.end], b'\n') {
+            Some(_) => true,
+            None => {
+                self.searched = self.end;
+                false
+            }
+        }
     }
 
-    /// Whether complete lines are waiting for delivery.
+    /// Whether complete lines wait to be read for the protocol, or
+    /// records for delivery.
     fn has_lines(&self) -> bool {
-        self.skipping.is_none() && self.newline_from(self.searched.max(self.start)).is_some()
+        !self.records.is_empty()
+            || (self.skipping.is_none()
+                && crate::bytes::find(&self.buf[self.parsed..self.end], b'\n').is_some())
     }
 
     /// Starts again at the front of the buffer once everything read has
@@ -199,44 +307,61 @@ impl<const N: usize> Rx<N> {
     /// lines instead of walking through the whole buffer.
     fn rewind_if_empty(&mut self) {
         if self.start == self.end && self.skipping.is_none() {
+            self.buf.emptied(self.end);
             self.base += self.start as u64;
             self.start = 0;
+            self.parsed = 0;
             self.end = 0;
             self.searched = 0;
-            self.looked = 0;
         }
     }
 
-    /// Makes room at the end of the buffer. With none to be had, a buffer
-    /// holding one unfinished line starts discarding it (it is too long);
-    /// `ReceiveBufferFull` if undelivered lines fill it.
+    /// Makes room at the end of the buffer: moves the live bytes to the
+    /// front, or grows the buffer (with `std`, up to the limit). With
+    /// neither possible, a buffer holding one unfinished line starts
+    /// discarding it (it is too long); `ReceiveBufferFull` if lines waiting
+    /// for delivery fill it.
     fn make_room(&mut self) -> Result<(), Error> {
-        if self.end < N {
+        if self.end < self.buf.len() {
             return Ok(());
         }
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
-            self.searched = self.searched.saturating_sub(self.start);
-            self.looked = self.looked.saturating_sub(self.start);
+            let by = self.start;
+            self.buf.copy_within(by..self.end, 0);
+            self.base += by as u64;
+            self.end -= by;
+            self.parsed -= by;
+            self.searched = self.searched.saturating_sub(by);
             self.start = 0;
+            return Ok(());
+        }
+        let limit = self.limit.saturating_sub(self.records_bytes());
+        if self.skipping.is_none() && self.buf.grow(self.end + 1, limit) {
             return Ok(());
         }
         if self.has_lines() {
             return Err(Error::ReceiveBufferFull);
         }
         if self.skipping.is_none() {
-            self.skipping = Some((
-                self.base,
-                envelope::looks_like_handle(&self.buf[..self.end]),
-            ));
+            self.skipping = Some(Skip {
+                offset: self.base,
+                looked_like_handle: envelope::looks_like_handle(&self.buf[..self.end]),
+            });
         }
         self.base += self.end as u64;
         self.end = 0;
+        self.parsed = 0;
         self.searched = 0;
-        self.looked = 0;
         Ok(())
+    }
+
+    /// Whether a read could store anything now.
+    pub fn can_read(&self) -> bool {
+        !self.eof
+            && (self.end < self.buf.len()
+                || self.start > 0
+                || self.buf.len() + self.records_bytes() < self.limit
+                || !self.has_lines())
     }
 
     /// Reads once from `sock`, waiting for data as `wait` says

@@ -8,13 +8,16 @@
 
 use core::mem::MaybeUninit;
 
-use rustix::event::{poll, PollFd, PollFlags};
+use core::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
     recvmsg, send, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
 };
+use rustix::time::{clock_gettime, ClockId};
 
 /// Most descriptors one [`send_with_fds`] or [`recv_with_fds`] call carries.
 /// Node sends one per message; more arriving at once is `MSG_CTRUNC`.
@@ -98,7 +101,7 @@ pub fn send_all_with_fds(
                 fds = &[];
             }
             Err(Errno::AGAIN) => {
-                wait(sock, PollFlags::OUT)?;
+                wait(sock, PollFlags::OUT, Deadline::NEVER)?;
             }
             Err(e) => return Err(e),
         }
@@ -167,9 +170,74 @@ pub fn recv_with_fds(
 }
 
 /// Blocks until `sock` has one of `events` (or an error/hang-up, which the
-/// next I/O call will report).
-pub fn wait(sock: BorrowedFd<'_>, events: PollFlags) -> Result<PollFlags, Errno> {
+/// next I/O call will report), or until `deadline`: then `Ok(None)`.
+/// `EINTR` is retried with the time that is left.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/poll.2.html)
+pub fn wait(
+    sock: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Deadline,
+) -> Result<Option<PollFlags>, Errno> {
     let mut fds = [PollFd::from_borrowed_fd(sock, events)];
-    retry(|| poll(&mut fds, None))?;
-    Ok(fds[0].revents())
+    loop {
+        let left = match deadline.left() {
+            Some(None) => return Ok(None),
+            Some(Some(left)) => Some(left),
+            None => None,
+        };
+        match poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(fds[0].revents())),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// When a blocking call gives up: a point on the monotonic clock, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadline(Option<Timespec>);
+
+impl Deadline {
+    /// No deadline: wait as long as it takes.
+    pub const NEVER: Deadline = Deadline(None);
+
+    /// `timeout` from now (`None`: never).
+    pub fn after(timeout: Option<Duration>) -> Deadline {
+        Deadline(timeout.map(|t| {
+            let now = clock_gettime(ClockId::Monotonic);
+            let nanos = now.tv_nsec as u64 + u64::from(t.subsec_nanos());
+            Timespec {
+                tv_sec: now
+                    .tv_sec
+                    .saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+                    .saturating_add((nanos / 1_000_000_000) as i64),
+                tv_nsec: (nanos % 1_000_000_000) as _,
+            }
+        }))
+    }
+
+    /// Whether there is a deadline at all.
+    pub fn is_set(self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The time left: `None` without a deadline, `Some(None)` once it
+    /// has passed.
+    pub fn left(self) -> Option<Option<Timespec>> {
+        let end = self.0?;
+        let now = clock_gettime(ClockId::Monotonic);
+        let mut sec = end.tv_sec - now.tv_sec;
+        let mut nsec = end.tv_nsec - now.tv_nsec;
+        if nsec < 0 {
+            sec -= 1;
+            nsec += 1_000_000_000;
+        }
+        Some((sec >= 0 && (sec, nsec) != (0, 0)).then_some(Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        }))
+    }
 }

@@ -1,36 +1,53 @@
 //! [`Child`]: the parent's view of a child process and its channel.
 
 use std::io;
-use std::ops::{Deref, DerefMut};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 
 use ipc_core::Error;
 
-use crate::endpoint::{Endpoint, Event};
+use crate::endpoint::{as_endpoint, endpoint_methods, Endpoint, Event};
 
-/// A running child with its channel. Messages go through the
-/// [`Endpoint`] it dereferences to; the process is controlled here.
+/// A running child with its channel: Node's `ChildProcess`.
 ///
-/// [`recv`](Child::recv) reports, in order: messages, internal messages,
-/// `Disconnect` when the channel closes (the child exited, crashed, or
-/// disconnected), then `Exit` with the exit status.
+/// Messages go through the methods it shares with [`Parent`] (`send`,
+/// `recv`, `send_handle`, ...); the process is controlled here.
+/// [`recv`](Child::recv) reports, in order: messages, internal messages and
+/// handle fates, `Disconnect` when the channel closes (the child exited,
+/// crashed, or disconnected), then `Exit` with the exit status.
+///
+/// Dropping a `Child` closes the channel but neither kills nor reaps the
+/// process (as with `std::process::Child`): a child that exits later stays a
+/// zombie until this process exits. Call [`wait`](Child::wait) (or read
+/// `Exit`) to reap it.
+///
+/// [`Parent`]: crate::Parent
 #[derive(Debug)]
 pub struct Child {
     process: std::process::Child,
     endpoint: Endpoint,
-    exited: bool,
+    /// `pidfd_open(2)`: readable once the process has exited.
+    pidfd: Option<OwnedFd>,
+    status: Option<ExitStatus>,
+    exit_reported: bool,
 }
 
 impl Child {
     pub(crate) fn new(process: std::process::Child, sock: OwnedFd) -> io::Result<Child> {
         let endpoint = Endpoint::new(sock).map_err(io::Error::from)?;
+        let pidfd = rustix::process::Pid::from_raw(process.id() as i32).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
         Ok(Child {
             process,
             endpoint,
-            exited: false,
+            pidfd,
+            status: None,
+            exit_reported: false,
         })
     }
+
+    endpoint_methods!();
 
     /// The child's process id.
     pub fn id(&self) -> u32 {
@@ -39,45 +56,129 @@ impl Child {
 
     /// Waits for the next event; after `Disconnect` that is `Exit` (it
     /// waits for the process), then `Err(Disconnected)`.
+    ///
+    /// # Errors
+    /// As [`Endpoint::recv`].
     pub fn recv(&mut self) -> Result<Event<'_>, Error> {
-        if self.endpoint.is_disconnected() {
-            if self.exited {
-                return Err(Error::Disconnected);
-            }
-            let status = self.process.wait().map_err(io_to_error)?;
-            self.exited = true;
-            return Ok(Event::Exit(status));
+        if !self.endpoint.is_disconnected() {
+            return self.endpoint.recv();
         }
-        self.endpoint.recv()
+        if self.exit_reported {
+            return Err(Error::Disconnected);
+        }
+        let status = self.wait().map_err(io_to_error)?;
+        self.exit_reported = true;
+        Ok(Event::Exit(status))
     }
 
-    /// Sends `SIGKILL` to the child (if it still runs).
+    /// The next event if there is one now, else `Err(WouldBlock)`. `Exit`
+    /// comes once the process has ended, even while something else (a
+    /// grandchild) keeps the channel open.
+    ///
+    /// # Errors
+    /// As [`Endpoint::try_recv`].
+    pub fn try_recv(&mut self) -> Result<Event<'_>, Error> {
+        if !self.endpoint.is_disconnected() && self.endpoint.prepare() {
+            return self.endpoint.try_recv();
+        }
+        if !self.exit_reported {
+            if let Some(status) = self.try_wait().map_err(io_to_error)? {
+                self.exit_reported = true;
+                return Ok(Event::Exit(status));
+            }
+        }
+        if self.endpoint.is_disconnected() && self.exit_reported {
+            return Err(Error::Disconnected);
+        }
+        Err(Error::WouldBlock)
+    }
+
+    /// Reads without blocking until an event is ready for
+    /// [`try_recv`](Self::try_recv); whether one is.
+    pub fn prepare(&mut self) -> bool {
+        if !self.endpoint.is_disconnected() && self.endpoint.prepare() {
+            return true;
+        }
+        !self.exit_reported && matches!(self.try_wait(), Ok(Some(_)) | Err(_))
+    }
+
+    /// Whether an event of the channel is ready without reading the socket
+    /// (the process's exit shows on [`exit_fd`](Self::exit_fd)).
+    pub fn is_ready(&mut self) -> bool {
+        self.endpoint.is_ready()
+    }
+
+    /// Whether every event has been reported: the channel closed and the
+    /// exit status read.
+    pub fn is_finished(&self) -> bool {
+        self.exit_reported && self.endpoint.is_disconnected()
+    }
+
+    /// Sends `SIGKILL` to the child if it still runs (std's meaning;
+    /// Node's `child.kill()` sends `SIGTERM`, see [`signal`](Self::signal)).
+    ///
+    /// # Errors
+    /// As `std::process::Child::kill`.
     pub fn kill(&mut self) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
         self.process.kill()
     }
 
-    /// Sends `signal` to the child.
+    /// Sends `signal` to the child, unless it has been reaped already.
+    ///
+    /// # Errors
+    /// `ESRCH` style errors from `kill(2)`.
     pub fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
         let pid = rustix::process::Pid::from_raw(self.process.id() as i32)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such process"))?;
         rustix::process::kill_process(pid, signal).map_err(io::Error::from)
     }
 
-    /// Waits for the child to exit. The channel is closed first on our side
-    /// only if the child already closed it; call
-    /// [`disconnect`](Endpoint::disconnect) to ask a child that waits for
+    /// Waits for the child to exit. The channel stays as it is: call
+    /// [`disconnect`](Self::disconnect) first to ask a child that waits for
     /// messages to finish.
+    ///
+    /// # Errors
+    /// As `std::process::Child::wait`.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
         let status = self.process.wait()?;
-        self.exited = true;
+        self.reaped(status);
         Ok(status)
     }
 
     /// The exit status if the child has exited.
+    ///
+    /// # Errors
+    /// As `std::process::Child::try_wait`.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
         let status = self.process.try_wait()?;
-        self.exited |= status.is_some();
+        if let Some(status) = status {
+            self.reaped(status);
+        }
         Ok(status)
+    }
+
+    fn reaped(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        self.pidfd = None;
+    }
+
+    /// A descriptor that becomes readable when the process exits (its
+    /// `pidfd`), while it has not been reaped; `None` on kernels without
+    /// `pidfd_open(2)` (before Linux 5.3).
+    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The child's stdin, when started [`silent`](crate::Command::silent).
@@ -96,6 +197,14 @@ impl Child {
     }
 }
 
+/// The channel's descriptor (poll it for readability; see
+/// [`Endpoint::wants_write`] for writability).
+impl AsFd for Child {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.endpoint.as_fd()
+    }
+}
+
 fn io_to_error(e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(code) => Error::Io(rustix::io::Errno::from_raw_os_error(code)),
@@ -103,15 +212,4 @@ fn io_to_error(e: io::Error) -> Error {
     }
 }
 
-impl Deref for Child {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl DerefMut for Child {
-    fn deref_mut(&mut self) -> &mut Endpoint {
-        &mut self.endpoint
-    }
-}
+as_endpoint!(Child);

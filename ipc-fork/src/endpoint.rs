@@ -5,9 +5,9 @@
 //! [`Parent`]: crate::Parent
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
-use ipc_core::Key;
-use ipc_core::{Channel, Error, Handle, Message, SendError};
+use ipc_core::{Channel, Error, Fate, Handle, Incoming, Key, Message, SendError, Ticket};
 use ipc_net::accounting::{SocketAccounting, SocketAnswer, SocketQuery};
 use ipc_net::{HandleError, Received};
 use serde::Serialize;
@@ -21,11 +21,14 @@ pub enum Event<'a> {
     /// An internal message (`cmd` starting with `NODE_`). `NODE_SOCKET_*`
     /// queries have already been answered when you see them.
     Internal(Message<'a>, Option<Result<Received, HandleError>>),
+    /// What became of a handle sent with `queue_handle` (or whose
+    /// `send_handle` timed out): acknowledged, or returned with the handle.
+    Fate(Fate),
     /// The channel closed: the peer closed it, went away, or
-    /// [`disconnect`](Endpoint::disconnect) was called.
+    /// [`disconnect`](Endpoint::disconnect) was called. Handles not yet
+    /// acknowledged have come back as `Fate`s before this.
     Disconnect,
-    /// The child process ended (only from [`Child::recv`](crate::Child::recv),
-    /// after `Disconnect`).
+    /// The child process ended (only from a [`Child`](crate::Child)).
     Exit(std::process::ExitStatus),
 }
 
@@ -50,8 +53,11 @@ impl Endpoint {
         })
     }
 
-    /// Sends a message and waits until it is written (see
-    /// [`Channel::send`]).
+    /// Sends a message and waits until it is written, reading what the
+    /// peer sends meanwhile (see [`Channel::send`]).
+    ///
+    /// # Errors
+    /// As [`Channel::send`]: `Disconnected` once the peer is gone.
     pub fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
         self.channel.send(msg)
     }
@@ -59,11 +65,26 @@ impl Endpoint {
     /// Queues a message to leave with others in one write; it goes out at
     /// the next flush point (see [`Channel::queue`]): [`flush`](Self::flush),
     /// any send or receive, or a full send buffer.
+    ///
+    /// # Errors
+    /// As [`Channel::queue`].
     pub fn queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
         self.channel.queue(msg)
     }
 
+    /// Queues a message and writes what can go now, never waiting (see
+    /// [`Channel::try_send`]): for loops that serve many peers.
+    ///
+    /// # Errors
+    /// As [`Channel::try_send`].
+    pub fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        self.channel.try_send(msg)
+    }
+
     /// Waits until everything queued is written (see [`Channel::flush`]).
+    ///
+    /// # Errors
+    /// As [`Channel::flush`].
     pub fn flush(&mut self) -> Result<(), Error> {
         self.channel.flush()
     }
@@ -74,37 +95,84 @@ impl Endpoint {
     /// is usually sent by reference (`server.to_handle()?`) and keeps working
     /// here.
     ///
-    /// Waiting keeps a blocking program simple: nothing lingers. To pipeline
-    /// many handles, use [`channel`](Self::channel)`().try_send_handle` and
-    /// read the acknowledgements with `try_recv` from a poller.
+    /// # Errors
+    /// A [`SendError`] with the handle back whenever the peer did not take
+    /// it (refused, or the channel closed); past the
+    /// [timeout](Self::set_timeout), `TimedOut`, with the handle if it was
+    /// still queued (else its fate comes later as [`Event::Fate`]).
     #[allow(clippy::result_large_err)] // the handle comes back inline
     pub fn send_handle<T: Serialize + ?Sized>(
         &mut self,
         msg: &T,
         handle: Handle,
     ) -> Result<(), SendError> {
-        self.channel.send_handle(msg, handle)?;
-        self.channel.wait_acks().map_err(|error| {
-            // The peer went away before acknowledging: the handle is still
-            // ours (it may or may not have been used there).
-            let handle = if error.is_fatal() {
-                self.channel.take_unacknowledged()
-            } else {
-                None
-            };
-            SendError { error, handle }
-        })
+        self.channel.send_handle(msg, handle)
+    }
+
+    /// Hands a handle over without waiting: it is queued and written as
+    /// soon as the protocol allows, and its fate comes later as an
+    /// [`Event::Fate`] with the returned ticket. For routers: a peer that
+    /// is slow to acknowledge holds up only its own hand-offs.
+    ///
+    /// # Errors
+    /// A [`SendError`] with the handle when it could not be queued
+    /// (channel closed, message too large).
+    #[allow(clippy::result_large_err)] // the handle comes back inline
+    pub fn queue_handle<T: Serialize + ?Sized>(
+        &mut self,
+        msg: &T,
+        handle: Handle,
+    ) -> Result<Ticket, SendError> {
+        self.channel.queue_handle(msg, handle)
+    }
+
+    /// Takes a queued handle back if none of it has been written yet (see
+    /// [`Channel::withdraw`]).
+    pub fn withdraw(&mut self, ticket: Ticket) -> Option<Handle> {
+        self.channel.withdraw(ticket)
+    }
+
+    /// How long each blocking call may wait before `TimedOut` (see
+    /// [`Channel::set_timeout`]).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.channel.set_timeout(timeout);
+    }
+
+    /// Bounds the memory of each direction (see [`Channel::set_limit`]).
+    pub fn set_limit(&mut self, bytes: usize) {
+        self.channel.set_limit(bytes);
     }
 
     /// Waits for the next event. Errors that concern one bad frame leave the
     /// channel usable (`!e.is_fatal()`): log and call again.
+    ///
+    /// # Errors
+    /// `Disconnected` after [`Event::Disconnect`]; `TimedOut` past the
+    /// [timeout](Self::set_timeout); a non-fatal error for a bad frame.
     pub fn recv(&mut self) -> Result<Event<'_>, Error> {
         self.next(true)
     }
 
     /// The next event if there is one now, else `Err(WouldBlock)`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), plus `WouldBlock`.
     pub fn try_recv(&mut self) -> Result<Event<'_>, Error> {
         self.next(false)
+    }
+
+    /// Reads without blocking until an event is ready for
+    /// [`try_recv`](Self::try_recv); whether one is (see
+    /// [`Channel::prepare`]).
+    pub fn prepare(&mut self) -> bool {
+        self.send_due_replies();
+        self.disconnected || self.channel.prepare()
+    }
+
+    /// Whether an event is ready without reading the socket (see
+    /// [`Channel::is_ready`]).
+    pub fn is_ready(&mut self) -> bool {
+        !self.disconnected && self.channel.is_ready()
     }
 
     fn next(&mut self, block: bool) -> Result<Event<'_>, Error> {
@@ -112,18 +180,19 @@ impl Endpoint {
             return Err(Error::Disconnected);
         }
         self.send_due_replies();
-        let (mut msg, mut sender) = match self.channel.recv_with_sender(block) {
-            Ok(got) => got,
+        let got = if block {
+            self.channel.recv_incoming()
+        } else {
+            self.channel.try_recv_incoming()
+        };
+        let (mut msg, mut sender) = match got {
+            Ok(Incoming::Message(msg, sender)) => (msg, sender),
+            Ok(Incoming::Fate(fate)) => return Ok(Event::Fate(fate)),
             Err(Error::Disconnected) => {
                 self.disconnected = true;
                 return Ok(Event::Disconnect);
             }
-            Err(e) => {
-                if e.is_fatal() {
-                    self.disconnected = true;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let handle = msg.take_handle().map(|h| {
             let mut received = Received::from_handle(h)?;
@@ -146,7 +215,6 @@ impl Endpoint {
             // up on the next call anyway.
             let _ = sender.try_send(&reply.message());
         }
-
         Ok(Event::Internal(msg, handle))
     }
 
@@ -154,12 +222,15 @@ impl Endpoint {
     /// since the sender asked.
     fn send_due_replies(&mut self) {
         while let Some(reply) = self.accounting.due() {
-            let _ = self.channel.send(&reply.message());
+            let _ = self.channel.try_send(&reply.message());
         }
     }
 
     /// Closes the channel (Node's `disconnect()`): what is queued goes out
-    /// first, then the peer sees EOF. `Err(Disconnected)` the second time.
+    /// first, then the peer sees EOF.
+    ///
+    /// # Errors
+    /// `Disconnected` the second time (see [`Channel::disconnect`]).
     pub fn disconnect(&mut self) -> Result<(), Error> {
         self.send_due_replies();
         self.channel.disconnect()
@@ -169,6 +240,9 @@ impl Endpoint {
     /// holds, as Node's `server.getConnections()` does. The answer arrives
     /// as an `Event::Internal` on a later [`recv`](Self::recv); from then
     /// on [`reported_connections`](Self::reported_connections) has it.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
     ///
     /// [`Server::key`]: ipc_net::Server::key
     pub fn request_connection_count(&mut self, key: &str) -> Result<(), Error> {
@@ -187,11 +261,22 @@ impl Endpoint {
     }
 
     /// Whether the channel is still open.
-    pub fn connected(&self) -> bool {
+    pub fn is_connected(&self) -> bool {
         !self.disconnected && self.channel.is_connected()
     }
 
-    /// The channel itself, for non-blocking use with a poller.
+    /// Whether queued bytes wait for the socket to take them: poll for
+    /// writability while this is true (see [`Channel::wants_write`]).
+    pub fn wants_write(&self) -> bool {
+        self.channel.wants_write()
+    }
+
+    /// Handles queued or sent whose fate is not known yet.
+    pub fn handles_in_flight(&self) -> usize {
+        self.channel.handles_in_flight()
+    }
+
+    /// The channel itself, for what this type does not offer.
     pub fn channel(&mut self) -> &mut Channel {
         &mut self.channel
     }
@@ -206,8 +291,175 @@ impl Endpoint {
     }
 }
 
+impl AsRef<Endpoint> for Endpoint {
+    fn as_ref(&self) -> &Endpoint {
+        self
+    }
+}
+
 impl AsFd for Endpoint {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.channel.as_fd()
     }
 }
+
+/// The messaging methods of [`Endpoint`], on a type that holds one in
+/// `self.endpoint`: [`Child`](crate::Child) and [`Parent`](crate::Parent)
+/// offer them directly, as Node's `child.send()` and `process.send()` do.
+macro_rules! endpoint_methods {
+    () => {
+        /// Sends a message and waits until it is written; see
+        /// [`Endpoint::send`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::send`].
+        pub fn send<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+        ) -> Result<(), ipc_core::Error> {
+            self.endpoint.send(msg)
+        }
+
+        /// Queues a message to leave with others; see [`Endpoint::queue`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::queue`].
+        pub fn queue<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+        ) -> Result<(), ipc_core::Error> {
+            self.endpoint.queue(msg)
+        }
+
+        /// Sends without waiting; see [`Endpoint::try_send`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::try_send`].
+        pub fn try_send<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+        ) -> Result<(), ipc_core::Error> {
+            self.endpoint.try_send(msg)
+        }
+
+        /// Waits until everything queued is written; see
+        /// [`Endpoint::flush`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::flush`].
+        pub fn flush(&mut self) -> Result<(), ipc_core::Error> {
+            self.endpoint.flush()
+        }
+
+        /// Sends a handle and waits for the peer's acknowledgement; see
+        /// [`Endpoint::send_handle`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::send_handle`]: the handle comes back whenever the
+        /// peer did not take it.
+        #[allow(clippy::result_large_err)] // the handle comes back inline
+        pub fn send_handle<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+            handle: ipc_core::Handle,
+        ) -> Result<(), ipc_core::SendError> {
+            self.endpoint.send_handle(msg, handle)
+        }
+
+        /// Hands a handle over without waiting; its fate comes as an
+        /// event. See [`Endpoint::queue_handle`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::queue_handle`].
+        #[allow(clippy::result_large_err)] // the handle comes back inline
+        pub fn queue_handle<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+            handle: ipc_core::Handle,
+        ) -> Result<ipc_core::Ticket, ipc_core::SendError> {
+            self.endpoint.queue_handle(msg, handle)
+        }
+
+        /// Takes a queued handle back if it is not on the wire yet; see
+        /// [`Endpoint::withdraw`].
+        pub fn withdraw(&mut self, ticket: ipc_core::Ticket) -> Option<ipc_core::Handle> {
+            self.endpoint.withdraw(ticket)
+        }
+
+        /// How long each blocking call may wait; see
+        /// [`Endpoint::set_timeout`].
+        pub fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+            self.endpoint.set_timeout(timeout);
+        }
+
+        /// Bounds the channel's memory; see [`Endpoint::set_limit`].
+        pub fn set_limit(&mut self, bytes: usize) {
+            self.endpoint.set_limit(bytes);
+        }
+
+        /// Closes the channel as Node's `disconnect()` does; see
+        /// [`Endpoint::disconnect`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::disconnect`].
+        pub fn disconnect(&mut self) -> Result<(), ipc_core::Error> {
+            self.endpoint.disconnect()
+        }
+
+        /// Whether the channel is still open.
+        pub fn is_connected(&self) -> bool {
+            self.endpoint.is_connected()
+        }
+
+        /// Asks the peer how many sockets of `key` it holds; see
+        /// [`Endpoint::request_connection_count`].
+        ///
+        /// # Errors
+        /// As [`Endpoint::send`].
+        pub fn request_connection_count(&mut self, key: &str) -> Result<(), ipc_core::Error> {
+            self.endpoint.request_connection_count(key)
+        }
+
+        /// The peer's latest answer for `key`; see
+        /// [`Endpoint::reported_connections`].
+        pub fn reported_connections(&self, key: &str) -> Option<u64> {
+            self.endpoint.reported_connections(key)
+        }
+
+        /// Whether queued bytes wait for the socket; see
+        /// [`Endpoint::wants_write`].
+        pub fn wants_write(&self) -> bool {
+            self.endpoint.wants_write()
+        }
+
+        /// Handles queued or sent whose fate is not known yet.
+        pub fn handles_in_flight(&self) -> usize {
+            self.endpoint.handles_in_flight()
+        }
+
+        /// The message side as one value (for
+        /// [`connections_total`](crate::connections_total)).
+        pub fn endpoint(&self) -> &$crate::Endpoint {
+            &self.endpoint
+        }
+
+        /// The message side, mutably (its [`channel`](Endpoint::channel)
+        /// is there too).
+        pub fn endpoint_mut(&mut self) -> &mut $crate::Endpoint {
+            &mut self.endpoint
+        }
+    };
+}
+
+/// `AsRef<Endpoint>` for a type that holds one in `self.endpoint`.
+macro_rules! as_endpoint {
+    ($t:ty) => {
+        impl AsRef<$crate::Endpoint> for $t {
+            fn as_ref(&self) -> &$crate::Endpoint {
+                &self.endpoint
+            }
+        }
+    };
+}
+pub(crate) use as_endpoint;
+pub(crate) use endpoint_methods;

@@ -30,11 +30,14 @@ mod child;
 mod command;
 mod endpoint;
 mod parent;
+mod poller;
 
 pub use child::Child;
 pub use command::Command;
 pub use endpoint::{Endpoint, Event};
+pub use ipc_core::{Fate, Ticket};
 pub use parent::{has_parent, parent, Parent, ParentError};
+pub use poller::{ChildId, Interest, Poller, Ready, Token};
 
 /// The descriptor number the child's end of the channel gets (Node uses the
 /// index of `'ipc'` in `stdio`; `fork()` puts it at 3).
@@ -45,9 +48,12 @@ pub const CHANNEL_FD: i32 = 3;
 /// each receiver reported for the server's key. `None` until every one of
 /// `peers` has answered a
 /// [`request_connection_count`](Endpoint::request_connection_count).
-pub fn connections_total(server: &ipc_net::Server, peers: &[&Endpoint]) -> Option<usize> {
+pub fn connections_total<P: AsRef<Endpoint>>(
+    server: &ipc_net::Server,
+    peers: &[&P],
+) -> Option<usize> {
     peers.iter().try_fold(server.local_connections(), |sum, p| {
-        let n = usize::try_from(p.reported_connections(server.key())?).ok()?;
+        let n = usize::try_from(p.as_ref().reported_connections(server.key())?).ok()?;
         Some(sum + n)
     })
 }

@@ -1,14 +1,13 @@
 //! [`parent`]: the child's side, finding the channel its parent gave it.
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::io::FdFlags;
 use rustix::net::{sockopt, AddressFamily};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{as_endpoint, endpoint_methods, Endpoint, Event};
 
 /// Set once the channel descriptor has been taken: it has one owner only.
 static TAKEN: AtomicBool = AtomicBool::new(false);
@@ -49,10 +48,44 @@ impl fmt::Display for ParentError {
 
 impl std::error::Error for ParentError {}
 
-/// The channel to the process that started this one, as a child sees it.
+/// The channel to the process that started this one, as a child sees it:
+/// Node's `process.send()` and `process.on('message')`.
 #[derive(Debug)]
 pub struct Parent {
     endpoint: Endpoint,
+}
+
+impl Parent {
+    endpoint_methods!();
+
+    /// Waits for the next event; see [`Endpoint::recv`].
+    ///
+    /// # Errors
+    /// As [`Endpoint::recv`].
+    pub fn recv(&mut self) -> Result<Event<'_>, ipc_core::Error> {
+        self.endpoint.recv()
+    }
+
+    /// The next event if there is one now; see [`Endpoint::try_recv`].
+    ///
+    /// # Errors
+    /// As [`Endpoint::try_recv`].
+    pub fn try_recv(&mut self) -> Result<Event<'_>, ipc_core::Error> {
+        self.endpoint.try_recv()
+    }
+
+    /// Reads without blocking until an event is ready; see
+    /// [`Endpoint::prepare`].
+    pub fn prepare(&mut self) -> bool {
+        self.endpoint.prepare()
+    }
+}
+
+/// The channel's descriptor, for a poller.
+impl AsFd for Parent {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.endpoint.as_fd()
+    }
 }
 
 /// Finds the channel the parent passed (`NODE_CHANNEL_FD`), as Node's child
@@ -109,20 +142,9 @@ fn unsafe_borrow(raw: RawFd) -> BorrowedFd<'static> {
     }
 }
 
-impl Deref for Parent {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl DerefMut for Parent {
-    fn deref_mut(&mut self) -> &mut Endpoint {
-        &mut self.endpoint
-    }
-}
-
 /// Whether this process was started with a channel (without taking it).
 pub fn has_parent() -> bool {
     std::env::var_os("NODE_CHANNEL_FD").is_some()
 }
+
+as_endpoint!(Parent);

@@ -17,7 +17,7 @@
 //! let server = Server::bind("127.0.0.1:0")?;
 //! let addr = server.local_addr()?.as_inet().unwrap();
 //! // Sent by reference: the parent keeps serving too.
-//! parent.send_handle("server", server.to_handle()?)?;
+//! parent.queue_handle("server", server.to_handle()?)?;
 //!
 //! let mut msg = child.recv()?;
 //! let Received::Server(shared) = Received::from_handle(msg.take_handle().unwrap())? else {

@@ -42,7 +42,7 @@ fn steady_state_messages_do_not_allocate() {
     let mut spare = Some(Handle::new(HandleKind::Socket, y));
     let mut round = |n: u64, with_handle: bool| {
         if with_handle {
-            a.send_handle(&Small { seq: n, payload }, spare.take().unwrap())
+            a.queue_handle(&Small { seq: n, payload }, spare.take().unwrap())
                 .unwrap();
         } else {
             a.send(&Small { seq: n, payload }).unwrap();
@@ -53,8 +53,12 @@ fn steady_state_messages_do_not_allocate() {
         assert_eq!((got.seq, got.payload), (n, payload));
         if let Some(h) = handle {
             spare = Some(h);
-            // Reads the ACK; no message is pending.
+            // Reads the ACK; no message is pending, the fate is known.
             assert!(a.try_recv().is_err());
+            assert!(matches!(
+                a.next_fate(),
+                Some(ipc_core::Fate::Acknowledged(_))
+            ));
         }
     };
     for n in 0..100 {

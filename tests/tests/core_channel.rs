@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use integration_tests::{default_sigpipe, fd_count, serial, RawPeer};
-use ipc_core::{Channel, Error, Handle, HandleKind};
+use ipc_core::{Channel, Error, Fate, Handle, HandleKind, Incoming};
 use serde::{Deserialize, Serialize};
 
 type Small = Channel<4096, 4096>;
@@ -43,7 +43,8 @@ fn plain_internal_and_handle_messages_round_trip() {
     })
     .unwrap();
     let (mut ours, theirs) = stream_pair();
-    a.send_handle(&"socket", Handle::new(HandleKind::Socket, theirs))
+    let ticket = a
+        .queue_handle(&"socket", Handle::new(HandleKind::Socket, theirs))
         .unwrap();
 
     let mut m = b.recv().unwrap();
@@ -74,6 +75,8 @@ fn plain_internal_and_handle_messages_round_trip() {
     a.send(&"after").unwrap();
     assert_eq!(b.recv().unwrap().as_str(), "\"after\"");
     assert_eq!(a.handles_in_flight(), 0);
+    assert!(matches!(a.next_fate(), Some(Fate::Acknowledged(t)) if t == ticket));
+    assert!(a.next_fate().is_none());
 }
 
 mod serde_json_like {
@@ -94,7 +97,7 @@ fn received_descriptors_are_cloexec() {
     let _serial = serial();
     let (mut a, mut b) = Small::pair().unwrap();
     let (_x, y) = stream_pair();
-    a.send_handle(&1, Handle::new(HandleKind::Socket, y))
+    a.queue_handle(&1, Handle::new(HandleKind::Socket, y))
         .unwrap();
     let mut m = b.recv().unwrap();
     let fd = m.take_handle().unwrap();
@@ -134,7 +137,7 @@ fn frames_match_nodes_bytes() {
     assert_eq!(peer.read_line().0, b"{\"cmd\":\"NODE_custom\",\"x\":1}\n");
 
     let (_x, y) = stream_pair();
-    ch.send_handle("server", Handle::new(HandleKind::Server, y))
+    ch.queue_handle("server", Handle::new(HandleKind::Server, y))
         .unwrap();
     let (line, fds) = peer.read_line();
     assert_eq!(
@@ -143,10 +146,13 @@ fn frames_match_nodes_bytes() {
     );
     assert_eq!((line.len(), fds.len()), (57, 1));
     peer.write(b"{\"cmd\":\"NODE_HANDLE_ACK\"}\n", &[]);
+    // Reading it (here, a receive that finds no message) settles the fate.
+    assert_eq!(ch.try_recv().unwrap_err(), Error::WouldBlock);
+    assert!(matches!(ch.next_fate(), Some(Fate::Acknowledged(_))));
 
     let (_x, y) = stream_pair();
     let key = ipc_core::Key::try_from("4:127.0.0.1:0").unwrap();
-    ch.send_handle("socket", Handle::new(HandleKind::Socket, y).with_key(key))
+    ch.queue_handle("socket", Handle::new(HandleKind::Socket, y).with_key(key))
         .unwrap();
     // Held back until the ACK, like Node's "after":"socket-queued".
     ch.try_send(&serde_json_like::After {
@@ -236,7 +242,6 @@ fn exactly_one_ack_per_handle_line_and_nack_without_fd() {
     assert_eq!(m.as_str(), "\"socket\"");
     let h = m.handle().unwrap();
     assert_eq!((h.kind(), h.key()), (HandleKind::Socket, Some("6::::0")));
-    drop(m);
     assert_eq!(peer.read_line().0, ACK);
     // No descriptor: NACK, a typed error, and the channel goes on.
     peer.write(&handle_line("net.Socket", "1"), &[]);
@@ -252,6 +257,7 @@ fn bad_lines_are_typed_errors_and_the_next_message_arrives() {
     let _serial = serial();
     let before = fd_count();
     let (mut ch, mut peer) = channel_and_peer();
+    ch.set_limit(4096);
     let long = vec![b'x'; 10_000];
     peer.write(b"{\"broken\":\n", &[]);
     peer.write(b"\n", &[]);
@@ -332,7 +338,6 @@ fn descriptors_without_a_handle_line_are_closed_not_misdelivered() {
     s.write_all(b"!").unwrap();
     let mut b = [0u8];
     ours.read_exact(&mut b).unwrap();
-    drop(m);
     assert_eq!(peer.read_line().0, ACK);
     drop((ch, peer, s, ours));
     assert_eq!(fd_count(), before);
@@ -372,7 +377,8 @@ fn nacked_socket_is_retransmitted_nested_three_times_then_given_up() {
     let before = fd_count();
     let (mut ch, mut peer) = channel_and_peer();
     let (_x, y) = stream_pair();
-    ch.send_handle(&"socket", Handle::new(HandleKind::Socket, y))
+    let ticket = ch
+        .queue_handle(&"socket", Handle::new(HandleKind::Socket, y))
         .unwrap();
     let (first, fds) = peer.read_line();
     assert_eq!(fds.len(), 1);
@@ -395,13 +401,44 @@ fn nacked_socket_is_retransmitted_nested_three_times_then_given_up() {
         assert_eq!(fds.len(), 1);
     }
     peer.write(NACK, &[]);
-    assert_eq!(
-        ch.recv().unwrap_err(),
-        Error::HandleNotReceived(HandleKind::Socket)
-    );
+    // Given up: the handle comes back to its owner, with the reason.
+    match ch.try_recv_incoming() {
+        Ok(Incoming::Fate(Fate::Returned {
+            ticket: t,
+            handle,
+            reason,
+        })) => {
+            assert_eq!(t, ticket);
+            assert_eq!(reason, Error::HandleNotReceived(HandleKind::Socket));
+            assert_eq!(handle.kind(), HandleKind::Socket);
+        }
+        other => panic!("expected the handle back, got {other:?}"),
+    }
     assert_eq!(ch.handles_in_flight(), 0);
     drop((ch, peer, _x));
     assert_eq!(fd_count(), before);
+}
+
+/// The blocking form reports the same: an error with the handle.
+#[test]
+fn send_handle_returns_a_refused_handle_with_the_error() {
+    let _serial = serial();
+    let (mut ch, mut peer) = channel_and_peer();
+    let t = std::thread::spawn(move || {
+        for _ in 0..4 {
+            let (_, fds) = peer.read_line();
+            assert_eq!(fds.len(), 1);
+            peer.write(NACK, &[]);
+        }
+        peer
+    });
+    let (_x, y) = stream_pair();
+    let e = ch
+        .send_handle(&"socket", Handle::new(HandleKind::Socket, y))
+        .unwrap_err();
+    assert_eq!(e.error, Error::HandleNotReceived(HandleKind::Socket));
+    assert_eq!(e.handle.map(|h| h.kind()), Some(HandleKind::Socket));
+    let _peer = t.join().unwrap();
 }
 
 #[test]
@@ -409,15 +446,18 @@ fn nacked_server_is_not_retransmitted() {
     let _serial = serial();
     let (mut ch, mut peer) = channel_and_peer();
     let (_x, y) = stream_pair();
-    ch.send_handle(&"server", Handle::new(HandleKind::Server, y))
+    ch.queue_handle(&"server", Handle::new(HandleKind::Server, y))
         .unwrap();
     ch.try_send(&"held").unwrap();
     peer.read_line();
     peer.write(NACK, &[]);
-    assert_eq!(
-        ch.recv().unwrap_err(),
-        Error::HandleNotReceived(HandleKind::Server)
-    );
+    assert!(matches!(
+        ch.try_recv_incoming(),
+        Ok(Incoming::Fate(Fate::Returned {
+            reason: Error::HandleNotReceived(HandleKind::Server),
+            ..
+        }))
+    ));
     assert_eq!(peer.read_text(), "\"held\"");
 }
 
@@ -501,6 +541,7 @@ fn disconnect_gives_the_peer_eof_and_a_second_call_errors() {
 fn too_large_message_is_refused_and_the_handle_comes_back() {
     let _serial = serial();
     let (mut a, _b) = Small::pair().unwrap();
+    a.set_limit(4096);
     let big = "z".repeat(5000);
     assert_eq!(a.send(&big).unwrap_err(), Error::MessageTooLarge);
     let (_x, y) = stream_pair();
@@ -545,13 +586,21 @@ fn unacknowledged_handle_comes_back_when_the_peer_dies() {
     default_sigpipe();
     let (mut ch, mut peer) = channel_and_peer();
     let (mut ours, theirs) = stream_pair();
-    ch.send_handle(&"socket", Handle::new(HandleKind::Socket, theirs))
+    let ticket = ch
+        .queue_handle(&"socket", Handle::new(HandleKind::Socket, theirs))
         .unwrap();
     let (_, fds) = peer.read_line();
     drop((fds, peer)); // received, never acknowledged
-    assert_eq!(ch.wait_acks().unwrap_err(), Error::Disconnected);
-    let back = ch.take_unacknowledged().expect("the handle comes back");
-    assert!(ch.take_unacknowledged().is_none());
+    let back = match ch.recv_incoming() {
+        Ok(Incoming::Fate(Fate::Returned {
+            ticket: t,
+            handle,
+            reason: Error::Disconnected,
+        })) if t == ticket => handle,
+        other => panic!("expected the handle back, got {other:?}"),
+    };
+    assert_eq!(ch.recv().unwrap_err(), Error::Disconnected);
+    assert!(ch.next_fate().is_none());
     // Still the same live connection.
     UnixStream::from(back.into_fd()).write_all(b"ok").unwrap();
     let mut buf = [0u8; 2];
@@ -577,7 +626,6 @@ fn acks_read_ahead_do_not_fill_a_sender_that_never_receives() {
         a.send_handle(&i, Handle::new(HandleKind::Socket, y))
             .unwrap();
     }
-    a.wait_acks().unwrap();
     receiver.join().unwrap();
     assert_eq!(a.handles_in_flight(), 0);
 }

@@ -104,12 +104,16 @@ fn hundred_thousand_handle_transfers_keep_the_fd_count() {
     let mut spare = Some(Handle::new(HandleKind::Socket, give));
     let baseline = fd_count();
     for i in 0..100_000u32 {
-        a.send_handle(&i, spare.take().unwrap()).unwrap();
+        a.queue_handle(&i, spare.take().unwrap()).unwrap();
         let mut m = b.recv().unwrap();
         let h = m.take_handle().unwrap();
         assert_eq!(m.parse::<u32>().unwrap(), i);
         // Reads the ACK, which closes the sender's copy.
         assert!(a.try_recv().is_err());
+        assert!(matches!(
+            a.next_fate(),
+            Some(ipc_core::Fate::Acknowledged(_))
+        ));
         spare = Some(h);
         if i % 10_000 == 0 {
             assert_eq!(fd_count(), baseline, "after {i} transfers");

@@ -52,7 +52,7 @@ fn next_message(parent: &mut Parent) -> bool {
         match parent.recv() {
             Ok(Event::Message(..)) => return true,
             Ok(Event::Disconnect | Event::Exit(_)) => return false,
-            Ok(Event::Internal(..)) => {}
+            Ok(Event::Internal(..) | Event::Fate(_)) => {}
             Err(e) if !e.is_fatal() => warn!("demo bench-child: {e}"),
             Err(_) => return false,
         }
@@ -96,10 +96,11 @@ fn count_allocations(warmup: u64, n: u64) -> i32 {
 
 fn echo() -> i32 {
     let Some(mut parent) = parent() else { return 2 };
-    let channel = parent.channel();
+    let channel = parent.endpoint_mut().channel();
     loop {
-        let (msg, mut sender) = match channel.recv_with_sender(true) {
-            Ok(got) => got,
+        let (msg, mut sender) = match channel.recv_incoming() {
+            Ok(ipc_core::Incoming::Message(msg, sender)) => (msg, sender),
+            Ok(ipc_core::Incoming::Fate(_)) => continue,
             Err(e) if !e.is_fatal() => continue,
             Err(_) => return 0,
         };

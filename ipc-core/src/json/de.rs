@@ -8,8 +8,14 @@
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::scan::{self, MAX_DEPTH};
+use super::scan;
 use super::JsonError;
+
+/// The deepest nesting [`from_slice_mut`] decodes into Rust types (each
+/// level is a call of the type's `Deserialize`); deeper input is
+/// [`JsonError::TooDeep`]. Receiving and forwarding raw JSON allows
+/// [`MAX_DEPTH`](super::MAX_DEPTH).
+pub const MAX_DECODE_DEPTH: usize = 128;
 
 /// Deserializes one JSON value (with optional surrounding whitespace) from
 /// `input`, borrowing strings from it.
@@ -152,7 +158,7 @@ impl<'de> Deserializer<'de> {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, JsonError>,
     ) -> Result<T, JsonError> {
-        if self.depth == MAX_DEPTH {
+        if self.depth == MAX_DECODE_DEPTH {
             return Err(JsonError::TooDeep { offset: self.pos });
         }
         self.depth += 1;

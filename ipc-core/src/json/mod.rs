@@ -16,6 +16,7 @@ mod de;
 pub(crate) mod scan;
 mod ser;
 
+pub use de::MAX_DECODE_DEPTH;
 pub use de::{from_slice_mut, Deserializer};
 pub use scan::MAX_DEPTH;
 pub use ser::{to_slice, Serializer};
@@ -40,7 +41,8 @@ pub enum JsonError {
         /// Byte offset of the first extra byte.
         offset: usize,
     },
-    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`] (or, decoding
+    /// into Rust types, [`MAX_DECODE_DEPTH`]).
     TooDeep {
         /// Byte offset where the limit was crossed.
         offset: usize,
@@ -99,10 +101,9 @@ impl fmt::Display for JsonError {
             JsonError::TrailingCharacters { offset } => {
                 write!(f, "unexpected text after the JSON value at byte {offset}")
             }
-            JsonError::TooDeep { offset } => write!(
-                f,
-                "JSON nested deeper than {MAX_DEPTH} levels at byte {offset}"
-            ),
+            JsonError::TooDeep { offset } => {
+                write!(f, "JSON nested too deep at byte {offset}")
+            }
             JsonError::InvalidUtf8 { offset } => write!(f, "invalid UTF-8 after byte {offset}"),
             JsonError::TypeMismatch { offset } => {
                 write!(f, "JSON value at byte {offset} has the wrong type")

@@ -1,14 +1,22 @@
 //! Validating JSON scanner: finds where values end, without building anything.
 //!
 //! Everything here works on bytes that are already known to be UTF-8 and never
-//! allocates. Nesting is tracked in a fixed bit stack, so hostile input cannot
-//! exhaust the call stack: past [`MAX_DEPTH`] levels the scan fails with
+//! allocates. Nesting is tracked one bit per level, not on the call stack, so
+//! hostile input cannot exhaust the stack: the first 128 levels live in two
+//! words, deeper ones in a 2 KiB array that is only set up when a message
+//! goes that deep. Past [`MAX_DEPTH`] levels the scan fails with
 //! [`JsonError::TooDeep`].
 
 use super::JsonError;
 
-/// The deepest nesting of arrays and objects accepted in one message.
-pub const MAX_DEPTH: usize = 128;
+/// The deepest nesting of arrays and objects a received or forwarded
+/// message may have (Node's own `JSON.stringify` stops near 4,100 levels).
+/// Decoding into Rust types has its own, lower limit:
+/// [`MAX_DECODE_DEPTH`](super::MAX_DECODE_DEPTH).
+pub const MAX_DEPTH: usize = 16_384;
+
+/// Levels kept in the two inline words.
+const SHALLOW: usize = 128;
 
 /// A byte range inside a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,7 +34,8 @@ impl Span {
 /// Open containers: one bit per level, set for objects, clear for arrays.
 /// The first `base` levels are open around the scanned value.
 struct Nesting {
-    bits: [u64; MAX_DEPTH / 64],
+    shallow: [u64; SHALLOW / 64],
+    deep: Option<[u64; (MAX_DEPTH - SHALLOW) / 64]>,
     depth: usize,
     base: usize,
 }
@@ -34,33 +43,44 @@ struct Nesting {
 impl Nesting {
     fn new(base: usize) -> Self {
         Nesting {
-            bits: [0; MAX_DEPTH / 64],
+            shallow: [0; SHALLOW / 64],
+            deep: None,
             depth: base,
             base,
         }
+    }
+
+    /// The word holding level `d`, and the bit in it.
+    fn word(&mut self, d: usize) -> (&mut u64, u64) {
+        let bit = 1 << (d % 64);
+        if d < SHALLOW {
+            return (&mut self.shallow[d / 64], bit);
+        }
+        let deep = self.deep.get_or_insert([0; (MAX_DEPTH - SHALLOW) / 64]);
+        (&mut deep[(d - SHALLOW) / 64], bit)
     }
 
     fn push(&mut self, object: bool, at: usize) -> Result<(), JsonError> {
         if self.depth == MAX_DEPTH {
             return Err(JsonError::TooDeep { offset: at });
         }
-        let (word, bit) = (self.depth / 64, self.depth % 64);
+        let (word, bit) = self.word(self.depth);
         if object {
-            self.bits[word] |= 1 << bit;
+            *word |= bit;
         } else {
-            self.bits[word] &= !(1 << bit);
+            *word &= !bit;
         }
         self.depth += 1;
         Ok(())
     }
 
     /// The innermost open container: `Some(true)` for an object.
-    fn top(&self) -> Option<bool> {
+    fn top(&mut self) -> Option<bool> {
         if self.depth == self.base {
             return None;
         }
-        let d = self.depth - 1;
-        Some(self.bits[d / 64] & (1 << (d % 64)) != 0)
+        let (word, bit) = self.word(self.depth - 1);
+        Some(*word & bit != 0)
     }
 
     fn pop(&mut self) {
@@ -498,11 +518,39 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let mut buf = [0u8; 2 * MAX_DEPTH + 3];
-        assert!(whole_value(nested(MAX_DEPTH, &mut buf)).is_ok());
+        for levels in [1, 63, 64, 65, 127, 128, 129, 4_000, 10_000, MAX_DEPTH] {
+            assert!(whole_value(nested(levels, &mut buf)).is_ok(), "{levels}");
+        }
         assert!(matches!(
             whole_value(nested(MAX_DEPTH + 1, &mut buf)),
             Err(JsonError::TooDeep { .. })
         ));
+    }
+
+    /// Objects and arrays alternating past the inline words still close
+    /// with the right bracket.
+    #[test]
+    fn deep_mixed_nesting() {
+        let levels = 3 * SHALLOW;
+        let mut text = [0u8; 8 * 3 * SHALLOW];
+        let mut n = 0;
+        for level in 0..levels {
+            let open: &[u8] = if level % 3 == 0 { b"{\"k\":" } else { b"[" };
+            text[n..n + open.len()].copy_from_slice(open);
+            n += open.len();
+        }
+        text[n] = b'1';
+        n += 1;
+        for level in (0..levels).rev() {
+            text[n] = if level % 3 == 0 { b'}' } else { b']' };
+            n += 1;
+        }
+        assert!(whole_value(&text[..n]).is_ok());
+        // The wrong closer at the deepest object is caught.
+        let last_object = (levels - 1) / 3 * 3;
+        let at = n - 1 - last_object;
+        text[at] = b']';
+        assert!(whole_value(&text[..n]).is_err());
     }
 
     #[test]

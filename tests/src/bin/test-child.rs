@@ -62,7 +62,7 @@ fn with_parent(role: &str) {
         }
         "crash-mid-message" => {
             // Half a line on the channel, then die.
-            let fd = rustix::io::fcntl_dupfd_cloexec(&*parent, 0).unwrap();
+            let fd = rustix::io::fcntl_dupfd_cloexec(&parent, 0).unwrap();
             let mut raw = std::os::unix::net::UnixStream::from(fd);
             raw.write_all(b"{\"half\":").unwrap();
             std::process::abort();
@@ -76,7 +76,7 @@ fn with_parent(role: &str) {
         _ => {}
     }
     // "echo": report the start state, then serve whatever comes.
-    let cloexec = rustix::io::fcntl_getfd(&*parent)
+    let cloexec = rustix::io::fcntl_getfd(&parent)
         .unwrap()
         .contains(rustix::io::FdFlags::CLOEXEC);
     // Sockets among the open descriptors: only the channel may be one.
@@ -114,7 +114,6 @@ fn with_parent(role: &str) {
         match event {
             Event::Message(msg, None) => {
                 if msg.as_str() == "\"release\"" {
-                    drop(msg);
                     held.clear();
                     report(&mut parent, "released", String::new());
                     continue;
@@ -135,6 +134,7 @@ fn with_parent(role: &str) {
                 let detail = msg.as_str().to_owned();
                 report(&mut parent, "internal", detail);
             }
+            Event::Fate(fate) => report(&mut parent, "fate", format!("{fate:?}")),
             Event::Disconnect | Event::Exit(_) => break,
         }
     }
