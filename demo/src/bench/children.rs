@@ -1,6 +1,7 @@
 //! The benchmark's child processes: `demo bench-child ROLE ARGS`.
 //!
-//! - `count N`: counts N messages, then answers `["done", N]`.
+//! - `count N`: says `"ready"`, counts N messages, then answers
+//!   `["done", N]`.
 //! - `allocs WARMUP N`: receives WARMUP messages, then N more while counting
 //!   its heap allocations, and answers the count.
 //! - `echo`: sends every message back as it came, without copying it
@@ -61,6 +62,9 @@ fn next_message(parent: &mut Parent) -> bool {
 
 fn count(n: u64) -> i32 {
     let Some(mut parent) = parent() else { return 2 };
+    if parent.send(&"ready").is_err() {
+        return 1;
+    }
     for _ in 0..n {
         if !next_message(&mut parent) {
             return 1;
