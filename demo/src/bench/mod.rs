@@ -1,11 +1,13 @@
 //! `demo bench [--quick] [FIGURE...]`: our channel against Node's
-//! `child.send` and against bare syscalls, in the same run. Release builds,
-//! medians of several runs. One `name: value unit` line per figure, plus
-//! `raw_*`, `node_*` and `ratio_*` (ours over Node's, oriented so that
-//! bigger is better for us).
+//! `child.send`, against bare syscalls and against hand-written JSON lines,
+//! in the same run. Release builds, medians of several runs. One
+//! `name: value unit` line per figure, plus `raw_*`, `lines_*`, `node_*`
+//! and `ratio_*` (ours over Node's, oriented so that bigger is better for
+//! us; `ratio_lines_*`: ours over `lines_*`).
 
 mod allocs;
 mod children;
+mod lines;
 mod node;
 mod ours;
 mod raw;
@@ -171,8 +173,11 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             let payload = "x".repeat(len);
             let ours = median_of(plan.runs, || ours::throughput(plan.messages, &payload))?;
             let raw = median_of(plan.runs, || raw::throughput(plan.messages, &payload))?;
+            let lines = median_of(plan.runs, || lines::throughput(plan.messages, &payload))?;
             line(name, ours, "msg/s");
             line(&format!("raw_{name}"), raw, "msg/s");
+            line(&format!("lines_{name}"), lines, "msg/s");
+            say!("ratio_lines_{name}: {:.2}x", ours / lines);
             let (n, len) = (plan.messages.to_string(), len.to_string());
             let node = NodeRuns {
                 script,
