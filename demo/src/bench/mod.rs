@@ -1,15 +1,17 @@
 //! `demo bench [--quick] [FIGURE...]`: our channel against Node's
 //! `child.send`, against bare syscalls and against hand-written JSON lines,
 //! in the same run. Release builds, medians of several runs. One
-//! `name: value unit` line per figure, plus `raw_*`, `lines_*`, `node_*`
-//! and `ratio_*` (ours over Node's, oriented so that bigger is better for
-//! us; `ratio_lines_*`: ours over `lines_*`).
+//! `name: value unit` line per figure on stdout, plus `raw_*`, `lines_*`,
+//! `node_*` and `ratio_*` (ours over Node's, oriented so that bigger is
+//! better for us; `ratio_lines_*`: ours over `lines_*`). Progress goes to
+//! stderr.
 
 mod allocs;
 mod children;
 mod lines;
 mod node;
 mod ours;
+mod progress;
 mod raw;
 
 use std::io;
@@ -82,13 +84,37 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// The median of `runs` runs of `f`.
-fn median_of(runs: usize, mut f: impl FnMut() -> io::Result<f64>) -> io::Result<f64> {
-    Ok(median((0..runs).map(|_| f()).collect::<io::Result<_>>()?))
+/// The median of `runs` runs of `f`, the `side` of `figure`, each run
+/// announced on stderr.
+fn median_of(
+    figure: &str,
+    side: &str,
+    runs: usize,
+    mut f: impl FnMut() -> io::Result<f64>,
+) -> io::Result<f64> {
+    let values = (1..=runs).map(|i| {
+        progress::run(figure, side, i, runs);
+        f()
+    });
+    Ok(median(values.collect::<io::Result<_>>()?))
 }
 
+/// Prints one `name: value unit` line on stdout.
 fn line(name: &str, value: f64, unit: &str) {
+    progress::clear();
     say!("{name}: {value:.2} {unit}");
+}
+
+/// Prints `name: ratiox` on stdout.
+fn ratio(name: &str, value: f64) {
+    progress::clear();
+    say!("{name}: {value:.2}x");
+}
+
+/// Prints a warning on stderr, on a line of its own.
+fn warning(text: std::fmt::Arguments<'_>) {
+    progress::clear();
+    warn!("demo bench: {text}");
 }
 
 /// Prints Node's figure and our ratio to it; `higher_is_better` orients
@@ -96,8 +122,10 @@ fn line(name: &str, value: f64, unit: &str) {
 fn versus_node(name: &str, ours: f64, node: Option<f64>, unit: &str, higher_is_better: bool) {
     if let Some(n) = node {
         line(&format!("node_{name}"), n, unit);
-        let ratio = if higher_is_better { ours / n } else { n / ours };
-        say!("ratio_{name}: {ratio:.2}x");
+        ratio(
+            &format!("ratio_{name}"),
+            if higher_is_better { ours / n } else { n / ours },
+        );
     }
 }
 
@@ -105,8 +133,11 @@ fn versus_node(name: &str, ours: f64, node: Option<f64>, unit: &str, higher_is_b
 /// items took), then prints its median rate and our ratio to it.
 fn versus_node_rate(name: &str, ours: f64, unit: &str, node: NodeRuns<'_>) {
     let Some(script) = node.script else { return };
-    let rates: Option<Vec<f64>> = (0..node.runs)
-        .map(|_| script.run(node.args).map(|secs| node.count / secs[0]))
+    let rates: Option<Vec<f64>> = (1..=node.runs)
+        .map(|i| {
+            progress::run(name, "node", i, node.runs);
+            script.run(node.args).map(|secs| node.count / secs[0])
+        })
         .collect();
     versus_node(name, ours, rates.map(median), unit, true);
 }
@@ -136,10 +167,11 @@ pub fn run(quick: bool, only: &[String]) -> i32 {
         .iter()
         .filter(|name| wanted(name))
         .try_for_each(|name| figure(name, &plan, script.as_ref()));
+    progress::clear();
     match result {
         Ok(()) => 0,
         Err(e) => {
-            warn!("demo bench: {e}");
+            warning(format_args!("{e}"));
             1
         }
     }
@@ -156,7 +188,9 @@ fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
     one.set(sched_getcpu());
     let pinned = sched_setaffinity(None, &one);
     if let Err(e) = &pinned {
-        warn!("demo bench: cannot pin to one CPU ({e}); round trips may be noisy");
+        warning(format_args!(
+            "cannot pin to one CPU ({e}); round trips may be noisy"
+        ));
     }
     let result = f();
     if let (Ok(()), Ok(saved)) = (pinned, saved) {
@@ -171,13 +205,16 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         "throughput_small" | "throughput_1k" => {
             let len: usize = if name == "throughput_small" { 16 } else { 1024 };
             let payload = "x".repeat(len);
-            let ours = median_of(plan.runs, || ours::throughput(plan.messages, &payload))?;
-            let raw = median_of(plan.runs, || raw::throughput(plan.messages, &payload))?;
-            let lines = median_of(plan.runs, || lines::throughput(plan.messages, &payload))?;
+            let runs = |side, f: fn(u64, &str) -> io::Result<f64>| {
+                median_of(name, side, plan.runs, || f(plan.messages, &payload))
+            };
+            let ours = runs("ours", ours::throughput)?;
+            let raw = runs("raw", raw::throughput)?;
+            let lines = runs("lines", lines::throughput)?;
             line(name, ours, "msg/s");
             line(&format!("raw_{name}"), raw, "msg/s");
             line(&format!("lines_{name}"), lines, "msg/s");
-            say!("ratio_lines_{name}: {:.2}x", ours / lines);
+            ratio(&format!("ratio_lines_{name}"), ours / lines);
             let (n, len) = (plan.messages.to_string(), len.to_string());
             let node = NodeRuns {
                 script,
@@ -189,9 +226,14 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "rtt" => {
             let (ours, raw, node) = on_one_cpu(|| -> io::Result<_> {
+                progress::step(name, "ours");
                 let ours = ours::rtt(plan.pings)?;
+                progress::step(name, "raw");
                 let raw = raw::rtt(plan.pings)?;
-                let node = script.and_then(|s| s.run(&["rtt", &plan.pings.to_string()]));
+                let node = script.and_then(|s| {
+                    progress::step(name, "node");
+                    s.run(&["rtt", &plan.pings.to_string()])
+                });
                 Ok((ours, raw, node))
             })?;
             for (name, p) in [("rtt_p50", 0.5), ("rtt_p99", 0.99)] {
@@ -203,7 +245,7 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             }
         }
         "socket_handoff" => {
-            let ours = median_of(plan.runs, || {
+            let ours = median_of(name, "ours", plan.runs, || {
                 ours::socket_handoff(plan.connections, IN_FLIGHT)
             })?;
             line(name, ours, "sockets/s");
@@ -218,9 +260,12 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "server_handoff" => {
             let (ours, node) = on_one_cpu(|| -> io::Result<_> {
+                progress::step(name, "ours");
                 let ours = ours::server_handoff(plan.servers)?;
-                let node =
-                    script.and_then(|s| s.run(&["server-handoff", &plan.servers.to_string()]));
+                let node = script.and_then(|s| {
+                    progress::step(name, "node");
+                    s.run(&["server-handoff", &plan.servers.to_string()])
+                });
                 Ok((ours, node))
             })?;
             let ours = percentile(&ours, 0.5);
@@ -228,10 +273,18 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             let node = node.map(|n| percentile(&n, 0.5));
             versus_node(name, ours, node, "us", false);
         }
-        "allocs_per_msg" => match ours::allocs_per_msg(plan.messages)? {
-            Some(per_msg) => say!("{name}: {per_msg:.3} allocs"),
-            None => warn!("demo bench: {name} needs the demo binary's counting allocator"),
-        },
+        "allocs_per_msg" => {
+            progress::step(name, "ours");
+            match ours::allocs_per_msg(plan.messages)? {
+                Some(per_msg) => {
+                    progress::clear();
+                    say!("{name}: {per_msg:.3} allocs");
+                }
+                None => warning(format_args!(
+                    "{name} needs the demo binary's counting allocator"
+                )),
+            }
+        }
         other => unreachable!("not a figure: {other}"),
     }
     Ok(())
