@@ -99,6 +99,29 @@ fn median_of(
     Ok(median(values.collect::<io::Result<_>>()?))
 }
 
+/// A throughput side: messages/s for `n` messages of a payload.
+type Throughput = fn(u64, &str) -> io::Result<f64>;
+
+/// Medians of ours, raw and lines for throughput figure `figure`. The runs
+/// take turns (ours, raw, lines, ours, ...), so that a slow spell of the
+/// machine falls on every side alike instead of on one side's block of
+/// runs and the ratios hold still better.
+fn throughput_medians(figure: &str, plan: &Plan, payload: &str) -> io::Result<[f64; 3]> {
+    let sides: [(&str, Throughput); 3] = [
+        ("ours", ours::throughput),
+        ("raw", raw::throughput),
+        ("lines", lines::throughput),
+    ];
+    let mut rates = sides.map(|_| Vec::with_capacity(plan.runs));
+    for i in 1..=plan.runs {
+        for ((side, f), rates) in sides.iter().zip(&mut rates) {
+            progress::run(figure, side, i, plan.runs);
+            rates.push(f(plan.messages, payload)?);
+        }
+    }
+    Ok(rates.map(median))
+}
+
 /// Prints one `name: value unit` line on stdout.
 fn line(name: &str, value: f64, unit: &str) {
     progress::clear();
@@ -205,12 +228,7 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         "throughput_small" | "throughput_1k" => {
             let len: usize = if name == "throughput_small" { 16 } else { 1024 };
             let payload = "x".repeat(len);
-            let runs = |side, f: fn(u64, &str) -> io::Result<f64>| {
-                median_of(name, side, plan.runs, || f(plan.messages, &payload))
-            };
-            let ours = runs("ours", ours::throughput)?;
-            let raw = runs("raw", raw::throughput)?;
-            let lines = runs("lines", lines::throughput)?;
+            let [ours, raw, lines] = throughput_medians(name, plan, &payload)?;
             line(name, ours, "msg/s");
             line(&format!("raw_{name}"), raw, "msg/s");
             line(&format!("lines_{name}"), lines, "msg/s");
