@@ -1,6 +1,7 @@
 // Node's side of `demo bench`: the same work with child_process.fork and
 // child.send (json serialization). Prints one JSON line of results.
-//   node bench.js throughput N PAYLOAD_LEN   -> {"secs": s}
+//   node bench.js throughput N PAYLOAD_LEN   -> {"secs": s}: from the
+//     child's 'ready' to its count of N, sending with back-pressure
 //   node bench.js rtt N                      -> {"us": [..sorted..]}: the
 //     small message, echoed back by the child
 'use strict';
@@ -25,6 +26,8 @@ if (process.argv[2] === 'child') {
     if (count === want) process.send({ done: count });
   });
   process.on('disconnect', () => process.exit(0));
+  // The throughput parent starts its clock on this, not at fork().
+  if (want > 0) process.send('ready');
   return;
 }
 
@@ -36,14 +39,15 @@ if (mode === 'socket-handoff' || mode === 'server-handoff') {
 // The rtt child echoes (count 0); the throughput child counts n messages.
 const child = fork(__filename, ['child', String(mode === 'rtt' ? 0 : n)]);
 if (mode === 'throughput') {
-  const payload = 'x'.repeat(len);
-  child.once('message', () => {
-    const secs = Number(process.hrtime.bigint() - start) / 1e9;
-    console.log(JSON.stringify({ secs }));
-    child.disconnect();
+  child.once('message', () => { // 'ready'
+    const start = process.hrtime.bigint();
+    child.once('message', () => { // { done: n }
+      const secs = Number(process.hrtime.bigint() - start) / 1e9;
+      console.log(JSON.stringify({ secs }));
+      child.disconnect();
+    });
+    sendAll(child, n, 'x'.repeat(len));
   });
-  const start = process.hrtime.bigint();
-  for (let seq = 0; seq < n; seq++) child.send({ seq, payload });
 } else {
   const us = [];
   let t = 0n;
@@ -61,6 +65,34 @@ if (mode === 'throughput') {
     }
   });
   ping();
+}
+
+// Sends {seq, payload} for seq 0..n with back-pressure, as Node's docs
+// advise: child.send() returns false once the channel's write queue is over
+// its high-water mark; then nothing more is sent until the callback of the
+// last message sent has run (IPC has no 'drain' event). The callbacks run
+// in order, so the last one has run when all have.
+function sendAll(child, n, payload) {
+  let seq = 0;
+  let sent = 0;
+  let waiting = false;
+  const pump = () => {
+    while (seq < n) {
+      if (!child.send({ seq: seq++, payload }, onSent)) {
+        waiting = true;
+        return;
+      }
+    }
+  };
+  function onSent(err) {
+    if (err) throw err;
+    sent += 1;
+    if (waiting && sent === seq) {
+      waiting = false;
+      pump();
+    }
+  }
+  pump();
 }
 
 // socket-handoff N IN_FLIGHT -> {"secs": s}: N connections, IN_FLIGHT at a

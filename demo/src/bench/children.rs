@@ -1,6 +1,7 @@
 //! The benchmark's child processes: `demo bench-child ROLE ARGS`.
 //!
-//! - `count N`: counts N messages, then answers `["done", N]`.
+//! - `count N`: says `"ready"`, counts N messages, then answers
+//!   `["done", N]`.
 //! - `allocs WARMUP N`: receives WARMUP messages, then N more while counting
 //!   its heap allocations, and answers the count.
 //! - `echo`: sends every message back as it came, without copying it
@@ -10,14 +11,26 @@
 //! - `raw-echo NAME LEN`: connects to the abstract UNIX socket NAME and
 //!   echoes LEN-byte chunks, no framing, until EOF.
 //! - `raw-count NAME BYTES`: connects to NAME, reads BYTES bytes, writes one.
+//! - `lines-count N`: on the socket that is its stdin, says `ready`, reads
+//!   N JSON lines, each into an [`OwnedMsg`], then says `done`.
 
-use std::io::{Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 
 use ipc_fork::{Event, Parent};
+use serde::Deserialize;
 
 use super::allocs::allocations;
+use super::lines::BUF;
+
+/// A benchmark message as a user would deserialize it: owned.
+#[derive(Deserialize)]
+struct OwnedMsg {
+    seq: u64,
+    payload: String,
+}
 
 /// Runs the child role `args`; the process's exit code.
 pub fn run(args: &[String]) -> i32 {
@@ -33,6 +46,7 @@ pub fn run(args: &[String]) -> i32 {
         ["echo"] => echo(),
         ["raw-echo", name, len] => number(len).map_or(2, |len| raw_echo(name, len as usize)),
         ["raw-count", name, bytes] => number(bytes).map_or(2, |b| raw_count(name, b)),
+        ["lines-count", n] => number(n).map_or(2, lines_count),
         _ => {
             warn!("demo bench-child: unknown role {args:?}");
             2
@@ -61,6 +75,9 @@ fn next_message(parent: &mut Parent) -> bool {
 
 fn count(n: u64) -> i32 {
     let Some(mut parent) = parent() else { return 2 };
+    if parent.send(&"ready").is_err() {
+        return 1;
+    }
     for _ in 0..n {
         if !next_message(&mut parent) {
             return 1;
@@ -167,4 +184,41 @@ fn raw_count(name: &str, bytes: u64) -> i32 {
         }
     }
     i32::from(sock.write_all(b"!").is_err())
+}
+
+fn lines_count(n: u64) -> i32 {
+    let sock = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => UnixStream::from(fd),
+        Err(e) => {
+            warn!("demo bench-child: stdin: {e}");
+            return 2;
+        }
+    };
+    match count_lines(&sock, n) {
+        Ok(()) => 0,
+        Err(e) => {
+            warn!("demo bench-child: lines-count: {e}");
+            1
+        }
+    }
+}
+
+/// Says `ready`, reads and deserializes `n` lines, checking their order,
+/// then says `done`.
+fn count_lines(mut sock: &UnixStream, n: u64) -> io::Result<()> {
+    sock.write_all(b"ready\n")?;
+    let mut reader = BufReader::with_capacity(BUF, sock);
+    let mut line = String::new();
+    for seq in 0..n {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let msg: OwnedMsg = serde_json::from_str(&line)?;
+        if msg.seq != seq {
+            return Err(io::Error::other(format!("message {} for {seq}", msg.seq)));
+        }
+        std::hint::black_box(msg.payload);
+    }
+    sock.write_all(b"done\n")
 }

@@ -1,13 +1,17 @@
 //! `demo bench [--quick] [FIGURE...]`: our channel against Node's
-//! `child.send` and against bare syscalls, in the same run. Release builds,
-//! medians of several runs. One `name: value unit` line per figure, plus
-//! `raw_*`, `node_*` and `ratio_*` (ours over Node's, oriented so that
-//! bigger is better for us).
+//! `child.send`, against bare syscalls and against hand-written JSON lines,
+//! in the same run. Release builds, medians of several runs. One
+//! `name: value unit` line per figure on stdout, plus `raw_*`, `lines_*`,
+//! `node_*` and `ratio_*` (ours over Node's, oriented so that bigger is
+//! better for us; `ratio_lines_*`: ours over `lines_*`). Progress goes to
+//! stderr.
 
 mod allocs;
 mod children;
+mod lines;
 mod node;
 mod ours;
+mod progress;
 mod raw;
 
 use std::io;
@@ -80,13 +84,60 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// The median of `runs` runs of `f`.
-fn median_of(runs: usize, mut f: impl FnMut() -> io::Result<f64>) -> io::Result<f64> {
-    Ok(median((0..runs).map(|_| f()).collect::<io::Result<_>>()?))
+/// The median of `runs` runs of `f`, the `side` of `figure`, each run
+/// announced on stderr.
+fn median_of(
+    figure: &str,
+    side: &str,
+    runs: usize,
+    mut f: impl FnMut() -> io::Result<f64>,
+) -> io::Result<f64> {
+    let values = (1..=runs).map(|i| {
+        progress::run(figure, side, i, runs);
+        f()
+    });
+    Ok(median(values.collect::<io::Result<_>>()?))
 }
 
+/// A throughput side: messages/s for `n` messages of a payload.
+type Throughput = fn(u64, &str) -> io::Result<f64>;
+
+/// Medians of ours, raw and lines for throughput figure `figure`. The runs
+/// take turns (ours, raw, lines, ours, ...), so that a slow spell of the
+/// machine falls on every side alike instead of on one side's block of
+/// runs and the ratios hold still better.
+fn throughput_medians(figure: &str, plan: &Plan, payload: &str) -> io::Result<[f64; 3]> {
+    let sides: [(&str, Throughput); 3] = [
+        ("ours", ours::throughput),
+        ("raw", raw::throughput),
+        ("lines", lines::throughput),
+    ];
+    let mut rates = sides.map(|_| Vec::with_capacity(plan.runs));
+    for i in 1..=plan.runs {
+        for ((side, f), rates) in sides.iter().zip(&mut rates) {
+            progress::run(figure, side, i, plan.runs);
+            rates.push(f(plan.messages, payload)?);
+        }
+    }
+    Ok(rates.map(median))
+}
+
+/// Prints one `name: value unit` line on stdout.
 fn line(name: &str, value: f64, unit: &str) {
+    progress::clear();
     say!("{name}: {value:.2} {unit}");
+}
+
+/// Prints `name: ratiox` on stdout.
+fn ratio(name: &str, value: f64) {
+    progress::clear();
+    say!("{name}: {value:.2}x");
+}
+
+/// Prints a warning on stderr, on a line of its own.
+fn warning(text: std::fmt::Arguments<'_>) {
+    progress::clear();
+    warn!("demo bench: {text}");
 }
 
 /// Prints Node's figure and our ratio to it; `higher_is_better` orients
@@ -94,8 +145,10 @@ fn line(name: &str, value: f64, unit: &str) {
 fn versus_node(name: &str, ours: f64, node: Option<f64>, unit: &str, higher_is_better: bool) {
     if let Some(n) = node {
         line(&format!("node_{name}"), n, unit);
-        let ratio = if higher_is_better { ours / n } else { n / ours };
-        say!("ratio_{name}: {ratio:.2}x");
+        ratio(
+            &format!("ratio_{name}"),
+            if higher_is_better { ours / n } else { n / ours },
+        );
     }
 }
 
@@ -103,8 +156,11 @@ fn versus_node(name: &str, ours: f64, node: Option<f64>, unit: &str, higher_is_b
 /// items took), then prints its median rate and our ratio to it.
 fn versus_node_rate(name: &str, ours: f64, unit: &str, node: NodeRuns<'_>) {
     let Some(script) = node.script else { return };
-    let rates: Option<Vec<f64>> = (0..node.runs)
-        .map(|_| script.run(node.args).map(|secs| node.count / secs[0]))
+    let rates: Option<Vec<f64>> = (1..=node.runs)
+        .map(|i| {
+            progress::run(name, "node", i, node.runs);
+            script.run(node.args).map(|secs| node.count / secs[0])
+        })
         .collect();
     versus_node(name, ours, rates.map(median), unit, true);
 }
@@ -134,10 +190,11 @@ pub fn run(quick: bool, only: &[String]) -> i32 {
         .iter()
         .filter(|name| wanted(name))
         .try_for_each(|name| figure(name, &plan, script.as_ref()));
+    progress::clear();
     match result {
         Ok(()) => 0,
         Err(e) => {
-            warn!("demo bench: {e}");
+            warning(format_args!("{e}"));
             1
         }
     }
@@ -154,7 +211,9 @@ fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
     one.set(sched_getcpu());
     let pinned = sched_setaffinity(None, &one);
     if let Err(e) = &pinned {
-        warn!("demo bench: cannot pin to one CPU ({e}); round trips may be noisy");
+        warning(format_args!(
+            "cannot pin to one CPU ({e}); round trips may be noisy"
+        ));
     }
     let result = f();
     if let (Ok(()), Ok(saved)) = (pinned, saved) {
@@ -169,10 +228,11 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         "throughput_small" | "throughput_1k" => {
             let len: usize = if name == "throughput_small" { 16 } else { 1024 };
             let payload = "x".repeat(len);
-            let ours = median_of(plan.runs, || ours::throughput(plan.messages, &payload))?;
-            let raw = median_of(plan.runs, || raw::throughput(plan.messages, &payload))?;
+            let [ours, raw, lines] = throughput_medians(name, plan, &payload)?;
             line(name, ours, "msg/s");
             line(&format!("raw_{name}"), raw, "msg/s");
+            line(&format!("lines_{name}"), lines, "msg/s");
+            ratio(&format!("ratio_lines_{name}"), ours / lines);
             let (n, len) = (plan.messages.to_string(), len.to_string());
             let node = NodeRuns {
                 script,
@@ -184,9 +244,14 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "rtt" => {
             let (ours, raw, node) = on_one_cpu(|| -> io::Result<_> {
+                progress::step(name, "ours");
                 let ours = ours::rtt(plan.pings)?;
+                progress::step(name, "raw");
                 let raw = raw::rtt(plan.pings)?;
-                let node = script.and_then(|s| s.run(&["rtt", &plan.pings.to_string()]));
+                let node = script.and_then(|s| {
+                    progress::step(name, "node");
+                    s.run(&["rtt", &plan.pings.to_string()])
+                });
                 Ok((ours, raw, node))
             })?;
             for (name, p) in [("rtt_p50", 0.5), ("rtt_p99", 0.99)] {
@@ -198,7 +263,7 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             }
         }
         "socket_handoff" => {
-            let ours = median_of(plan.runs, || {
+            let ours = median_of(name, "ours", plan.runs, || {
                 ours::socket_handoff(plan.connections, IN_FLIGHT)
             })?;
             line(name, ours, "sockets/s");
@@ -213,9 +278,12 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "server_handoff" => {
             let (ours, node) = on_one_cpu(|| -> io::Result<_> {
+                progress::step(name, "ours");
                 let ours = ours::server_handoff(plan.servers)?;
-                let node =
-                    script.and_then(|s| s.run(&["server-handoff", &plan.servers.to_string()]));
+                let node = script.and_then(|s| {
+                    progress::step(name, "node");
+                    s.run(&["server-handoff", &plan.servers.to_string()])
+                });
                 Ok((ours, node))
             })?;
             let ours = percentile(&ours, 0.5);
@@ -223,10 +291,18 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             let node = node.map(|n| percentile(&n, 0.5));
             versus_node(name, ours, node, "us", false);
         }
-        "allocs_per_msg" => match ours::allocs_per_msg(plan.messages)? {
-            Some(per_msg) => say!("{name}: {per_msg:.3} allocs"),
-            None => warn!("demo bench: {name} needs the demo binary's counting allocator"),
-        },
+        "allocs_per_msg" => {
+            progress::step(name, "ours");
+            match ours::allocs_per_msg(plan.messages)? {
+                Some(per_msg) => {
+                    progress::clear();
+                    say!("{name}: {per_msg:.3} allocs");
+                }
+                None => warning(format_args!(
+                    "{name} needs the demo binary's counting allocator"
+                )),
+            }
+        }
         other => unreachable!("not a figure: {other}"),
     }
     Ok(())

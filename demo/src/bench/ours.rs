@@ -40,10 +40,12 @@ fn finish(mut child: Child) -> io::Result<()> {
     }
 }
 
-/// Messages/s from the first send until the child has counted all `n`.
-/// Messages are queued and leave many to a write.
+/// Messages/s from the child's ready message until it has counted all `n`,
+/// so that its start-up is not counted. Messages are queued and leave many
+/// to a write.
 pub(super) fn throughput(n: u64, payload: &str) -> io::Result<f64> {
     let mut child = bench_child(&["count", &n.to_string()])?;
+    answer(&mut child, |_| ())?; // "ready"
     let start = Instant::now();
     for seq in 0..n {
         child.queue(&Msg { seq, payload })?;
