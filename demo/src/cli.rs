@@ -35,13 +35,16 @@ pub struct Serve {
     pub vip: IpAddr,
     /// Another program to use as the child, split on whitespace.
     pub child_cmd: Option<Vec<String>>,
+    /// How long a routing worker may leave a socket unacknowledged before
+    /// it is replaced.
+    pub handoff_timeout: std::time::Duration,
 }
 
 /// Usage text.
 pub const USAGE: &str = "\
 usage: demo                                   run both scenarios with built-in clients and check every reply
        demo share-server [--port P] [--child-cmd 'CMD ARGS']
-       demo route-sockets [--port P] [--vip ADDR] [--child-cmd 'CMD ARGS']
+       demo route-sockets [--port P] [--vip ADDR] [--handoff-timeout MS] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
        demo bench [--quick] [FIGURE..]        our speed vs Node's and raw syscalls; figures:
                                               throughput_small throughput_1k rtt socket_handoff
@@ -49,7 +52,9 @@ usage: demo                                   run both scenarios with built-in c
 
 share-server   parent and child accept from the same listening socket
 route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
-               'special' child, the rest to 'normal' (the role is appended to --child-cmd)
+               'special' child, the rest to 'normal' (the role is appended to --child-cmd);
+               a worker that leaves a socket unacknowledged for --handoff-timeout
+               (default 5000 ms) is replaced, one that dies is restarted
 Under systemd-socket-activate the passed listener is used instead of --port.";
 
 /// Parses `args` (without the program name).
@@ -84,6 +89,7 @@ fn serve_options(mut args: &[String], vip_allowed: bool) -> Result<Serve, String
         port: 0,
         vip: IpAddr::from([127, 0, 0, 2]),
         child_cmd: None,
+        handoff_timeout: std::time::Duration::from_secs(5),
     };
     while let [flag, value, rest @ ..] = args {
         match flag.as_str() {
@@ -96,6 +102,12 @@ fn serve_options(mut args: &[String], vip_allowed: bool) -> Result<Serve, String
                 serve.vip = value
                     .parse()
                     .map_err(|_| format!("--vip: not an IP address: {value:?}"))?
+            }
+            "--handoff-timeout" if vip_allowed => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| format!("--handoff-timeout: not milliseconds: {value:?}"))?;
+                serve.handoff_timeout = std::time::Duration::from_millis(ms);
             }
             "--child-cmd" => {
                 let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();

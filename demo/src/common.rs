@@ -1,6 +1,7 @@
 //! Pieces both scenarios use: replies, starting workers, serving a listener.
 
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 use ipc_fork::{Child, Command};
 use ipc_net::Server;
@@ -37,21 +38,71 @@ pub fn spawn_worker(child_cmd: Option<&[String]>, role: Option<&str>) -> io::Res
 }
 
 /// Answers every connection `server` accepts with `reply`, then closes it.
+/// Out of descriptors, it pauses instead of spinning (see [`AcceptPause`]).
 pub fn serve_forever(server: Server, reply: &'static [u8]) {
+    let mut pause = AcceptPause::default();
     loop {
         match server.accept() {
             Ok(mut conn) => {
+                pause.accepted();
                 // A client that left early is its own business.
                 let _ = conn.write_all(reply);
             }
-            Err(e) => {
-                warn!("demo: accept failed: {e}");
-                if e.kind() != io::ErrorKind::ConnectionAborted
-                    && e.raw_os_error() != Some(libc::EMFILE)
-                {
+            Err(e) => match pause.failed(&e) {
+                Some(wait) => std::thread::sleep(wait),
+                None if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                None => {
+                    warn!("demo: accept failed: {e}");
                     return;
                 }
+            },
+        }
+    }
+}
+
+/// Accepting while the process is out of descriptors (`EMFILE`, `ENFILE`)
+/// or memory: the connection stays queued in the kernel, so accepting
+/// again at once would fail again, spinning a core and flooding the log.
+/// Instead the caller waits [`AcceptPause::RETRY`] between attempts (the
+/// clients wait in the listen queue), and one line is logged when an
+/// episode starts and one when it ends.
+#[derive(Debug, Default)]
+pub struct AcceptPause {
+    /// When the current episode started, and the attempts that failed.
+    episode: Option<(Instant, u64)>,
+}
+
+impl AcceptPause {
+    /// How long to wait before trying again.
+    pub const RETRY: Duration = Duration::from_millis(100);
+
+    /// After a failed accept: how long to wait before the next attempt for
+    /// errors that only time cures; `None` for the others.
+    pub fn failed(&mut self, e: &io::Error) -> Option<Duration> {
+        let exhausted = matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        );
+        if !exhausted {
+            return None;
+        }
+        match &mut self.episode {
+            Some((_, failures)) => *failures += 1,
+            None => {
+                warn!("demo: cannot accept ({e}); pausing until descriptors free up");
+                self.episode = Some((Instant::now(), 1));
             }
+        }
+        Some(Self::RETRY)
+    }
+
+    /// After a successful accept: ends an episode, saying how long it was.
+    pub fn accepted(&mut self) {
+        if let Some((since, failures)) = self.episode.take() {
+            warn!(
+                "demo: accepting again after {} ms ({failures} attempts failed)",
+                since.elapsed().as_millis()
+            );
         }
     }
 }

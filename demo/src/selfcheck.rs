@@ -9,7 +9,7 @@ use ipc_fork::Event;
 use ipc_net::Server;
 
 use crate::common::{role_reply, serve_forever, spawn_worker, CHILD_REPLY, PARENT_REPLY};
-use crate::serve::{route_one, start_routes};
+use crate::router::{Router, RouterOptions};
 use crate::signals::Workers;
 
 /// Connections per scenario.
@@ -135,14 +135,21 @@ struct RouteResult {
 fn check_route_sockets() -> io::Result<RouteResult> {
     let server = Server::bind("127.0.0.1:0")?;
     let addr = server.local_addr()?.as_inet().expect("TCP");
-    let workers = Workers::default();
-    let mut routes = start_routes(None, &workers)?;
-    let vip = IpAddr::V4(VIP);
+    let options = RouterOptions {
+        vip: IpAddr::V4(VIP),
+        child_cmd: None,
+        handoff_timeout: std::time::Duration::from_secs(5),
+    };
+    let mut router = Router::new(server, options, Workers::default())?;
     let router = std::thread::spawn(move || -> io::Result<_> {
-        for _ in 0..CONNECTIONS {
-            route_one(&server, &mut routes, vip, None, &workers)?;
+        // Until every connection is in a worker's hands.
+        while {
+            let (normal, special) = router.delivered();
+            normal + special < CONNECTIONS
+        } {
+            router.turn()?;
         }
-        Ok(routes)
+        Ok(router)
     });
     let source = |i: usize| {
         if i.is_multiple_of(3) {
@@ -167,13 +174,10 @@ fn check_route_sockets() -> io::Result<RouteResult> {
             _ => wrong.fetch_add(1, Ordering::Relaxed),
         };
     });
-    let routes = router
+    router
         .join()
-        .map_err(|_| io::Error::other("router panicked"))??;
-    for mut route in routes {
-        route.child.disconnect()?;
-        wait_exit(&mut route.child)?;
-    }
+        .map_err(|_| io::Error::other("router panicked"))??
+        .shut_down()?;
     Ok(RouteResult {
         addr,
         normal: normal.into_inner(),

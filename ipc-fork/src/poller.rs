@@ -13,7 +13,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use ipc_core::Error;
-use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::Timespec;
 
@@ -67,6 +66,8 @@ pub enum Ready<'a> {
 const CHANNEL: u64 = 0;
 const EXIT: u64 = 1;
 const WATCHED: u64 = 2;
+/// Readiness entries taken per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 64;
 /// Without pidfds, how often children whose channel closed are checked for
 /// their exit.
 const EXIT_CHECK: Duration = Duration::from_millis(50);
@@ -122,7 +123,6 @@ pub struct Poller {
     /// Generation the next child in each slot gets.
     generations: Vec<u32>,
     free: Vec<usize>,
-    events: Vec<epoll::Event>,
     watched: Vec<(RawFd, Token)>,
     fds_ready: VecDeque<Token>,
     /// Where the round of ready children goes on.
@@ -152,7 +152,6 @@ impl Poller {
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
-            events: Vec::with_capacity(64),
             watched: Vec::new(),
             fds_ready: VecDeque::new(),
             cursor: 0,
@@ -417,17 +416,18 @@ impl Poller {
             tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: t.subsec_nanos().into(),
         });
-        self.events.clear();
-        match epoll::wait(
-            &self.epoll,
-            spare_capacity(&mut self.events),
-            timeout.as_ref(),
-        ) {
-            Ok(_) => {}
+        let none = epoll::Event {
+            flags: EventFlags::empty(),
+            data: EventData::new_u64(0),
+        };
+        // On the stack, not in the poller: rustix's event type is not Send.
+        let mut events = [none; EVENTS_PER_WAIT];
+        let n = match epoll::wait(&self.epoll, &mut events[..], timeout.as_ref()) {
+            Ok(n) => n,
             Err(rustix::io::Errno::INTR) => return Ok(0),
             Err(e) => return Err(e.into()),
-        }
-        for event in &self.events {
+        };
+        for event in &events[..n] {
             let data = event.data.u64();
             let (key, kind) = (data >> 2, data & 3);
             if kind == WATCHED {
@@ -455,6 +455,6 @@ impl Poller {
                 slot.hot = true;
             }
         }
-        Ok(self.events.len())
+        Ok(n)
     }
 }

@@ -5,7 +5,7 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ipc_core::{Handle, HandleKind};
@@ -31,6 +31,8 @@ pub struct Server {
     tally: Arc<Tally>,
     /// 0 = no limit.
     max_connections: Arc<AtomicUsize>,
+    /// `O_NONBLOCK` has been set (by [`Server::try_accept`]).
+    nonblocking: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -79,6 +81,7 @@ impl Server {
             key,
             tally: Arc::default(),
             max_connections: Arc::default(),
+            nonblocking: AtomicBool::new(false),
         }
     }
 
@@ -101,30 +104,63 @@ impl Server {
     /// Waits for a connection and accepts it (close-on-exec). Past
     /// [`set_max_connections`](Self::set_max_connections) new connections
     /// are closed at once, as Node does.
+    ///
+    /// # Errors
+    /// From `accept4(2)`: `EMFILE`/`ENFILE` when out of descriptors (the
+    /// connection stays queued), `ECONNABORTED` for a client that left.
     pub fn accept(&self) -> io::Result<Socket> {
         loop {
             let fd = blocking(self, PollFlags::IN, || {
                 rustix::net::accept_with(self, SocketFlags::CLOEXEC)
             })?;
-            let max = self.max_connections.load(Ordering::Acquire);
-            if max != 0 && self.tally.open() >= max {
-                drop(fd);
-                continue;
+            if let Some(socket) = self.adopt(fd) {
+                return Ok(socket);
             }
-            let counted = Some(Counted::new(&self.tally));
-            return Ok(match self.listener {
-                Listener::Tcp(_) => Socket::accepted(
-                    std::net::TcpStream::from(fd).into(),
-                    Arc::clone(&self.key),
-                    counted,
-                ),
-                Listener::Unix(_) => Socket::accepted(
-                    std::os::unix::net::UnixStream::from(fd).into(),
-                    Arc::clone(&self.key),
-                    counted,
-                ),
-            });
         }
+    }
+
+    /// Accepts a waiting connection without blocking, for event loops:
+    /// `ErrorKind::WouldBlock` when there is none. The first call puts the
+    /// listener in non-blocking mode (`O_NONBLOCK`, shared with every
+    /// process holding it: harmless, every holder that blocks here or in
+    /// Node waits with `poll`).
+    ///
+    /// # Errors
+    /// `WouldBlock`, or as [`accept`](Self::accept).
+    pub fn try_accept(&self) -> io::Result<Socket> {
+        if !self.nonblocking.swap(true, Ordering::AcqRel) {
+            rustix::io::ioctl_fionbio(self, true)?;
+        }
+        loop {
+            let fd = match rustix::net::accept_with(self, SocketFlags::CLOEXEC) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(socket) = self.adopt(fd) {
+                return Ok(socket);
+            }
+        }
+    }
+
+    /// Counts an accepted connection, or closes it past the limit.
+    fn adopt(&self, fd: OwnedFd) -> Option<Socket> {
+        let max = self.max_connections.load(Ordering::Acquire);
+        if max != 0 && self.tally.open() >= max {
+            return None;
+        }
+        let counted = Some(Counted::new(&self.tally));
+        let key = Arc::clone(&self.key);
+        Some(match self.listener {
+            Listener::Tcp(_) => {
+                Socket::accepted(std::net::TcpStream::from(fd).into(), key, counted)
+            }
+            Listener::Unix(_) => Socket::accepted(
+                std::os::unix::net::UnixStream::from(fd).into(),
+                key,
+                counted,
+            ),
+        })
     }
 
     /// The address it listens on.
@@ -178,6 +214,7 @@ impl Server {
             key: Arc::clone(&self.key),
             tally: Arc::clone(&self.tally),
             max_connections: Arc::clone(&self.max_connections),
+            nonblocking: AtomicBool::new(false),
         })
     }
 

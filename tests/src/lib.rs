@@ -99,22 +99,34 @@ impl RawPeer {
     /// Reads until a whole line is buffered; returns it (with its `\n`)
     /// and every descriptor received so far.
     pub fn read_line(&mut self) -> (Vec<u8>, Vec<OwnedFd>) {
+        let have = String::from_utf8_lossy(&self.buf).into_owned();
+        self.try_read_line()
+            .unwrap_or_else(|| panic!("EOF while waiting for a line; have {have:?}"))
+    }
+
+    /// [`read_line`](Self::read_line), or `None` at EOF.
+    pub fn try_read_line(&mut self) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line = self.buf.drain(..=i).collect();
-                return (line, std::mem::take(&mut self.fds));
+                return Some((line, std::mem::take(&mut self.fds)));
             }
             let mut chunk = [0u8; 65536];
             let mut fds = ReceivedFds::new();
-            let got =
-                sys::recv_with_fds(self.sock.as_fd(), &mut chunk, &mut fds, sys::Wait::AsSocket)
-                    .expect("raw read");
+            let got = match sys::recv_with_fds(
+                self.sock.as_fd(),
+                &mut chunk,
+                &mut fds,
+                sys::Wait::AsSocket,
+            ) {
+                Ok(got) => got,
+                Err(rustix::io::Errno::CONNRESET) => return None,
+                Err(e) => panic!("raw read: {e}"),
+            };
             assert!(!got.fds_truncated, "raw peer lost descriptors");
-            assert!(
-                got.bytes > 0,
-                "EOF while waiting for a line; have {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
+            if got.bytes == 0 {
+                return None;
+            }
             self.buf.extend_from_slice(&chunk[..got.bytes]);
             self.fds.extend(fds);
         }
@@ -214,44 +226,68 @@ pub fn number_after(line: &str, marker: &str) -> u32 {
 }
 
 /// A serving demo process: started, read up to the line that says where it
-/// listens, and killed if a failing test leaves it behind.
+/// listens, and killed if a failing test leaves it behind. Its stdout and
+/// stderr are read by threads all along, so a talkative process never
+/// blocks on a full pipe.
 pub struct Running {
     child: Option<std::process::Child>,
-    /// The rest of its stdout.
-    pub out: std::io::BufReader<std::process::ChildStdout>,
+    /// Its stdout, line by line.
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The line that named the port (with the pids of its children).
     pub line: String,
     /// The port it listens on.
     pub port: u16,
 }
 
+/// How long a test waits for a line before it calls the process stuck.
+const LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Running {
     /// Starts `program args` and reads stdout up to `listening on 127.0.0.1:`.
     pub fn start(program: &str, args: &[&str]) -> Running {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args);
+        Running::spawn(cmd)
+    }
+
+    /// Starts `cmd` (its stdout and stderr are taken over) and reads
+    /// stdout up to `listening on 127.0.0.1:`.
+    pub fn spawn(mut cmd: std::process::Command) -> Running {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(program)
-            .args(args)
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
         let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
         let mut running = Running {
             child: Some(child),
-            out,
+            lines,
+            stderr,
             line: String::new(),
             port: 0,
         };
-        loop {
-            running.line.clear();
-            assert!(
-                running.out.read_line(&mut running.line).unwrap() > 0,
-                "exited before listening"
-            );
-            if running.line.contains("listening on 127.0.0.1:") {
-                running.port = number_after(&running.line, "127.0.0.1:") as u16;
-                return running;
-            }
-        }
+        running.line = running.wait_for_line("listening on 127.0.0.1:");
+        running.port = number_after(&running.line, "127.0.0.1:") as u16;
+        running
     }
 
     /// Its process id.
@@ -261,23 +297,22 @@ impl Running {
 
     /// Reads its output until a line contains `what`.
     pub fn wait_for_line(&mut self, what: &str) -> String {
-        use std::io::BufRead;
-        let mut line = String::new();
         loop {
-            line.clear();
-            assert!(
-                self.out.read_line(&mut line).unwrap() > 0,
-                "ended before printing {what:?}"
-            );
-            if line.contains(what) {
-                return line;
+            match self.lines.recv_timeout(LINE_TIMEOUT) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?}: {e}"),
             }
         }
     }
 
+    /// What it wrote to stderr so far, line by line.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Sends SIGTERM, expects a clean exit, returns the rest of its output.
     pub fn stop(mut self) -> String {
-        use std::io::Read;
         let mut child = self.child.take().expect("running");
         rustix::process::kill_process(
             rustix::process::Pid::from_child(&child),
@@ -285,8 +320,8 @@ impl Running {
         )
         .unwrap();
         let status = child.wait().unwrap();
-        let mut rest = String::new();
-        self.out.read_to_string(&mut rest).unwrap();
+        let rest: Vec<String> = self.lines.iter().collect();
+        let rest = rest.join("\n");
         assert!(status.success(), "{status}: {rest}");
         rest
     }
@@ -298,5 +333,37 @@ impl Drop for Running {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Open descriptors of process `pid`.
+pub fn fd_count_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+/// CPU time process `pid` has used (user + system), in clock ticks.
+pub fn cpu_ticks_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("kill");
+}
+
+/// Retries `check` until it holds, up to a generous guard against hangs.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + LINE_TIMEOUT;
+    while !check() {
+        assert!(std::time::Instant::now() < give_up, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -24,6 +24,7 @@ fn main() {
             Ok(_) => println!("has a channel"),
         },
         "listen-fds" => listen_fds(),
+        "raw-worker" => raw_worker(),
         _ => with_parent(&role),
     }
 }
@@ -68,6 +69,7 @@ fn with_parent(role: &str) {
             std::process::abort();
         }
         "rlimit" => return at_fd_limit(parent),
+        "flood" => return flood(parent),
         "disconnect" => {
             parent.send(&"bye").unwrap();
             parent.disconnect().unwrap();
@@ -230,5 +232,67 @@ fn at_fd_limit(mut parent: ipc_fork::Parent) {
         other => format!("unexpected {other:?}"),
     };
     say(&mut parent, "served", detail);
+    while !matches!(parent.recv(), Ok(Event::Disconnect) | Err(_)) {}
+}
+
+/// A routing worker that speaks the protocol by hand, to misbehave on
+/// purpose: `raw-worker MODE ROLE` answers each socket with the role's line
+/// and then, by MODE: `chatty` acknowledges and sends a status message;
+/// `ack-twice` acknowledges twice; `never-ack` never acknowledges.
+fn raw_worker() {
+    let args: Vec<String> = std::env::args().collect();
+    let (mode, role) = (args[2].clone(), args[3].clone());
+    let parent = ipc_fork::parent().expect("parent channel");
+    // Our own copy of the channel: the library (which answers for itself)
+    // is out of the way once `parent` is dropped.
+    let fd = rustix::io::fcntl_dupfd_cloexec(&parent, 0).unwrap();
+    drop(parent);
+    let mut peer = integration_tests::RawPeer::new(fd);
+    const ACK: &[u8] = b"{\"cmd\":\"NODE_HANDLE_ACK\"}\n";
+    let reply = format!("You were handled as a {role} person\n");
+    while let Some((_line, fds)) = peer.try_read_line() {
+        for fd in fds {
+            let mut s = std::net::TcpStream::from(fd);
+            let _ = s.write_all(reply.as_bytes());
+        }
+        match mode.as_str() {
+            "chatty" => {
+                peer.write(ACK, &[]);
+                peer.write(b"{\"status\":\"served one\"}\n", &[]);
+            }
+            "ack-twice" => {
+                peer.write(ACK, &[]);
+                peer.write(ACK, &[]);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `flood N send|queue`: sends N numbers before reading anything, then
+/// reads the parent's N numbers (checking their order) and reports.
+fn flood(mut parent: ipc_fork::Parent) {
+    let args: Vec<String> = std::env::args().collect();
+    let n: u64 = args[2].parse().unwrap();
+    let queue = args[3] == "queue";
+    for i in 0..n {
+        if queue {
+            parent.queue(&i).unwrap();
+        } else {
+            parent.send(&i).unwrap();
+        }
+    }
+    parent.flush().unwrap();
+    let mut next = 0u64;
+    while next < n {
+        match parent.recv() {
+            Ok(Event::Message(mut msg, None)) => {
+                assert_eq!(msg.parse::<u64>().unwrap(), next);
+                next += 1;
+            }
+            other => panic!("flood child got {other:?}"),
+        }
+    }
+    parent.send(&("received", next)).unwrap();
     while !matches!(parent.recv(), Ok(Event::Disconnect) | Err(_)) {}
 }
