@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         // The peer never blocks: this is one thread playing both sides.
         rustix::io::ioctl_fionbio(&peer, true).unwrap();
         let mut ch = Channel::<512, 512>::new(a).unwrap();
+        ch.set_limit(8192);
         let mut ops = data.iter();
         while let Some(&op) = ops.next() {
             let arg = usize::from(*ops.next().unwrap_or(&0));
@@ -53,14 +54,14 @@ fuzz_target!(|data: &[u8]| {
                         let _ = rustix::io::write(&peer, &bytes);
                     }
                 }
-                4 => match ch.try_recv() {
+                4 => match ch.try_recv_incoming() {
                     Ok(_) | Err(Error::WouldBlock) => {}
                     Err(e) => assert!(!e.is_fatal(), "fatal with a live peer: {e}"),
                 },
                 5 => {
                     let (_x, y) = pair();
                     let kind = if arg % 2 == 0 { HandleKind::Socket } else { HandleKind::Server };
-                    let _ = ch.try_send_handle(&arg, Handle::new(kind, y));
+                    let _ = ch.queue_handle(&arg, Handle::new(kind, y));
                 }
                 6 => {
                     let _ = ch.try_flush();

@@ -8,22 +8,36 @@
 //! // Parent: start this program again as a worker, send it a message.
 //! let mut child = Command::current_exe()?.arg("worker").spawn()?;
 //! child.send(&"hello")?;
-//! while let Ok(event) = child.recv() {
-//!     match event {
-//!         Event::Message(msg, _handle) => println!("child says {}", msg.as_str()),
-//!         Event::Exit(status) => println!("child exited: {status}"),
-//!         _ => {}
+//! loop {
+//!     match child.recv() {
+//!         Ok(Event::Message(msg, _handle)) => println!("child says {}", msg.as_str()),
+//!         Ok(Event::Exit(status)) => {
+//!             println!("child exited: {status}");
+//!             break;
+//!         }
+//!         Ok(_) => {}
+//!         // One bad message from the child: the channel goes on.
+//!         Err(e) if !e.is_fatal() => eprintln!("skipped: {e}"),
+//!         Err(e) => return Err(e.into()),
 //!     }
 //! }
 //!
-//! // Child: echo every message back.
+//! // Child: echo every message back until the parent disconnects.
 //! let mut parent = ipc_fork::parent()?;
-//! while let Ok(Event::Message(msg, _)) = parent.recv() {
-//!     let text = msg.as_str().to_owned();
+//! loop {
+//!     let text = match parent.recv() {
+//!         Ok(Event::Message(msg, _)) => msg.as_str().to_owned(),
+//!         Ok(Event::Disconnect) => break,
+//!         Ok(_) => continue,
+//!         Err(e) if !e.is_fatal() => continue,
+//!         Err(e) => return Err(e.into()),
+//!     };
 //!     parent.send(&ipc_core::json::RawJson::new(&text)?)?;
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Many children in one thread: [`Poller`].
 #![deny(missing_docs, unsafe_code)]
 
 mod child;

@@ -253,3 +253,71 @@ fn bench_measures_only_the_figures_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("throughput_small, throughput_1k"));
 }
+
+/// Out of descriptors, share-server's parent pauses accepting instead of
+/// spinning (its child goes on serving), logs once, and serves again once
+/// descriptors free up.
+#[test]
+fn share_server_out_of_descriptors_pauses_and_recovers() {
+    use integration_tests::{cpu_ticks_of, eventually};
+    use rustix::process::{getrlimit, prlimit, Pid, Resource, Rlimit};
+    let demo = Running::start(DEMO, &["share-server", "--port", "0"]);
+    let pid = Pid::from_raw(demo.pid() as i32).unwrap();
+    // It inherited ours.
+    let saved = getrlimit(Resource::Nofile);
+    // Not one descriptor left for the parent: the limit is on descriptor
+    // numbers, so it goes down to the lowest one free.
+    let used: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fd", demo.pid()))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let full = (0..).find(|n| !used.contains(n)).unwrap();
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(full),
+            maximum: saved.maximum,
+        },
+    )
+    .unwrap();
+    let port = demo.port;
+    let hammer = std::thread::spawn(move || {
+        (0..200)
+            .map(|_| ask(port, Ipv4Addr::LOCALHOST).unwrap())
+            .collect::<Vec<_>>()
+    });
+    eventually("the parent runs out of descriptors", || {
+        demo.stderr_lines()
+            .iter()
+            .any(|l| l.contains("cannot accept"))
+    });
+    let before = cpu_ticks_of(demo.pid());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks_of(demo.pid()) - before;
+    assert!(used < 10, "{used} ticks in 2 s while out of descriptors");
+    // An accept already waiting in the kernel had its descriptor number
+    // before the limit came down: at most that one is the parent's.
+    let replies = hammer.join().unwrap();
+    let by_parent = replies
+        .iter()
+        .filter(|r| *r == "handled by parent\n")
+        .count();
+    assert!(
+        by_parent <= 1,
+        "the parent answered {by_parent} while out of descriptors"
+    );
+    assert!(replies
+        .iter()
+        .all(|r| r == "handled by child\n" || r == "handled by parent\n"));
+    assert!(demo.stderr_lines().len() < 5, "{:?}", demo.stderr_lines());
+    prlimit(Some(pid), Resource::Nofile, saved).unwrap();
+    eventually("the parent serves again", || {
+        ask(port, Ipv4Addr::LOCALHOST).unwrap() == "handled by parent\n"
+    });
+    assert!(demo
+        .stderr_lines()
+        .iter()
+        .any(|l| l.contains("accepting again")));
+    demo.stop();
+}
