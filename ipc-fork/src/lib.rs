@@ -45,6 +45,7 @@ mod command;
 mod endpoint;
 mod parent;
 mod poller;
+mod startup;
 
 pub use child::Child;
 pub use command::Command;

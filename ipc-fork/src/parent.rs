@@ -1,11 +1,13 @@
 //! [`parent`]: the child's side, finding the channel its parent gave it.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::io::FdFlags;
 use rustix::net::{sockopt, AddressFamily};
+
+use crate::startup;
 
 use crate::endpoint::{as_endpoint, endpoint_methods, Endpoint, Event};
 
@@ -16,8 +18,8 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ParentError {
-    /// `NODE_CHANNEL_FD` is not set: this process was not started with a
-    /// channel (or [`parent`] was already called).
+    /// `NODE_CHANNEL_FD` was not set at startup: this process was not
+    /// started with a channel (or [`parent`] was already called).
     NoChannel,
     /// `NODE_CHANNEL_FD` is not a descriptor number.
     BadFd(String),
@@ -89,22 +91,23 @@ impl AsFd for Parent {
 }
 
 /// Finds the channel the parent passed (`NODE_CHANNEL_FD`), as Node's child
-/// startup does: it takes the descriptor, marks it close-on-exec, and unsets
-/// `NODE_CHANNEL_FD` and `NODE_CHANNEL_SERIALIZATION_MODE` so this process's
-/// own children do not inherit them.
+/// startup does. The descriptor was marked close-on-exec, and
+/// `NODE_CHANNEL_FD` and `NODE_CHANNEL_SERIALIZATION_MODE` were removed from
+/// the environment, before `main` (so it is sound to call from any thread,
+/// inside `#[tokio::main]` too, and this process's own children never
+/// inherit them).
 ///
 /// Works with any parent that speaks Node's protocol: `ipc_fork::Command`,
-/// Node's `fork()`/`spawn(..., {stdio: [..., 'ipc']})`. Without a channel it
-/// returns [`ParentError::NoChannel`]. Call it early, before starting
-/// threads: it changes the environment.
+/// Node's `fork()`/`spawn(..., {stdio: [..., 'ipc']})`.
+///
+/// # Errors
+/// [`ParentError::NoChannel`] when started without a channel, or the second
+/// time; `BadFd`/`NotAChannel` when the variable does not name an open
+/// UNIX stream socket; `AdvancedSerialization` for Node's V8 mode.
 pub fn parent() -> Result<Parent, ParentError> {
-    let fd = std::env::var("NODE_CHANNEL_FD").ok();
-    let mode = std::env::var("NODE_CHANNEL_SERIALIZATION_MODE").ok();
-    // Racy with threads reading the environment: hence "call it early".
-    std::env::remove_var("NODE_CHANNEL_FD");
-    std::env::remove_var("NODE_CHANNEL_SERIALIZATION_MODE");
-    let fd = fd.ok_or(ParentError::NoChannel)?;
-    if mode.as_deref().is_some_and(|m| m != "json") {
+    let env = startup::channel_env();
+    let fd = env.fd.ok_or(ParentError::NoChannel)?;
+    if env.mode.as_deref().is_some_and(|m| m != "json") {
         return Err(ParentError::AdvancedSerialization);
     }
     let raw: RawFd = fd
@@ -114,37 +117,32 @@ pub fn parent() -> Result<Parent, ParentError> {
     if raw < 0 {
         return Err(ParentError::BadFd(fd));
     }
-    // SAFETY: the descriptor is only borrowed for these checks.
-    let borrowed = unsafe_borrow(raw);
-    let is_unix = sockopt::socket_domain(borrowed).is_ok_and(|d| d == AddressFamily::UNIX);
-    if !is_unix || rustix::io::fcntl_getfd(borrowed).is_err() {
+    if !env.open {
         return Err(ParentError::NotAChannel(raw));
     }
     if TAKEN.swap(true, Ordering::AcqRel) {
         return Err(ParentError::NoChannel);
     }
-    // SAFETY: the parent passed this descriptor for the channel (the
-    // protocol of NODE_CHANNEL_FD) and it is open; TAKEN guarantees a single
-    // owner, and the variable is gone so nothing else finds it this way.
+    // SAFETY: the descriptor was open at startup, where it was marked
+    // close-on-exec for the channel (the protocol of NODE_CHANNEL_FD: the
+    // parent passed it for this); TAKEN makes this its single owner. If it
+    // is not a channel it is not ours to close: ManuallyDrop leaves it.
     #[allow(unsafe_code)]
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    rustix::io::fcntl_setfd(&sock, FdFlags::CLOEXEC).map_err(|e| ParentError::Channel(e.into()))?;
+    let sock = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(raw) });
+    let is_unix = sockopt::socket_domain(&*sock).is_ok_and(|d| d == AddressFamily::UNIX);
+    if !is_unix {
+        TAKEN.store(false, Ordering::Release);
+        return Err(ParentError::NotAChannel(raw));
+    }
+    let sock = ManuallyDrop::into_inner(sock);
     let endpoint = Endpoint::new(sock).map_err(ParentError::Channel)?;
     Ok(Parent { endpoint })
 }
 
-fn unsafe_borrow(raw: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: callers use it only while `raw` is known not to be closed by
-    // anyone else: before this process hands it to an owner.
-    #[allow(unsafe_code)]
-    unsafe {
-        BorrowedFd::borrow_raw(raw)
-    }
-}
-
-/// Whether this process was started with a channel (without taking it).
+/// Whether this process was started with a channel that
+/// [`parent`] has not taken yet.
 pub fn has_parent() -> bool {
-    std::env::var_os("NODE_CHANNEL_FD").is_some()
+    startup::channel_env().fd.is_some() && !TAKEN.load(Ordering::Acquire)
 }
 
 as_endpoint!(Parent);
