@@ -24,21 +24,42 @@ fn equal(v: u64, b: u8) -> u64 {
     below(v ^ (LO * u64::from(b)), 1)
 }
 
-/// Index of the first byte of `s` for which `hit_word` flags a byte (in the
-/// 8-byte words) or `hit_byte` is true (in the tail), else `s.len()`.
-fn first(s: &[u8], hit_word: impl Fn(u64) -> u64, hit_byte: impl Fn(u8) -> bool) -> usize {
-    let mut words = s.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        let hits = hit_word(v);
-        if hits != 0 {
-            return at + (hits.trailing_zeros() / 8) as usize;
+/// Reads the 8 bytes at `s[i..i + 8]` as a little-endian word.
+fn word(s: &[u8], i: usize) -> u64 {
+    let w = &s[i..i + 8];
+    u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+}
+
+/// Index of the first byte of `s` that `hits` flags (see the module docs),
+/// else `s.len()`. A tail shorter than a word is checked by reading the
+/// last 8 bytes again, overlapping bytes already found clean; only strings
+/// shorter than 8 bytes go byte by byte, with `hit`.
+fn first(s: &[u8], hits: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool) -> usize {
+    let n = s.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = hits(word(s, i));
+        if h != 0 {
+            return i + (h.trailing_zeros() / 8) as usize;
         }
-        at += 8;
+        i += 8;
     }
-    let tail = words.remainder();
-    at + tail.iter().position(|&b| hit_byte(b)).unwrap_or(tail.len())
+    if i == n {
+        return n;
+    }
+    if n >= 8 {
+        let base = n - 8;
+        let h = hits(word(s, base));
+        return if h == 0 {
+            n
+        } else {
+            base + (h.trailing_zeros() / 8) as usize
+        };
+    }
+    while i < n && !hit(s[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// Index of the first `needle` in `s`.
@@ -47,13 +68,37 @@ pub(crate) fn find(s: &[u8], needle: u8) -> Option<usize> {
     (i < s.len()).then_some(i)
 }
 
+/// The bytes a JSON string cannot hold as they are: `"`, `\` and the
+/// control characters (below U+0020).
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+fn special_word(v: u64) -> u64 {
+    equal(v, b'"') | equal(v, b'\\') | below(v, 0x20)
+}
+
 /// Length of the prefix of `s` that a JSON string holds as is: no `"`, no
 /// `\`, no control character (below U+0020).
 pub(crate) fn plain_len(s: &[u8]) -> usize {
+    first(s, special_word, |b| SPECIAL[usize::from(b)])
+}
+
+/// [`plain_len`] that also stops at the first byte above 0x7F, for
+/// scanners that check non-ASCII text separately.
+pub(crate) fn plain_ascii_len(s: &[u8]) -> usize {
     first(
         s,
-        |v| equal(v, b'"') | equal(v, b'\\') | below(v, 0x20),
-        |b| b == b'"' || b == b'\\' || b < 0x20,
+        |v| special_word(v) | (v & HI),
+        |b| SPECIAL[usize::from(b)] || b >= 0x80,
     )
 }
 
@@ -80,6 +125,13 @@ mod tests {
                     assert_eq!(
                         plain_len(s),
                         s.iter().position(|&c| special(c)).unwrap_or(len),
+                        "{s:?}"
+                    );
+                    assert_eq!(
+                        plain_ascii_len(s),
+                        s.iter()
+                            .position(|&c| special(c) || c >= 0x80)
+                            .unwrap_or(len),
                         "{s:?}"
                     );
                 }

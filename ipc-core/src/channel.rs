@@ -69,7 +69,7 @@ pub enum Incoming<'a, const TX: usize = DEFAULT_CAPACITY> {
 
 /// A delivery found by the receive loop.
 enum Got {
-    Line(usize, Parsed, Option<Handle>),
+    Line(usize, Parsed),
     Fate(Fate),
 }
 
@@ -453,7 +453,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// [timeout](Self::set_timeout); a non-fatal error for a bad frame.
     pub fn recv(&mut self) -> Result<Message<'_>, Error> {
         match self.receive(Some(self.deadline()), false)? {
-            Got::Line(at, parsed, handle) => Ok(self.rx.message(at, parsed, handle)),
+            Got::Line(at, parsed) => Ok(self.rx.message(at, parsed)),
             Got::Fate(_) => unreachable!("fates are not asked for"),
         }
     }
@@ -465,7 +465,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// As [`recv`](Self::recv), plus `WouldBlock`.
     pub fn try_recv(&mut self) -> Result<Message<'_>, Error> {
         match self.receive(None, false)? {
-            Got::Line(at, parsed, handle) => Ok(self.rx.message(at, parsed, handle)),
+            Got::Line(at, parsed) => Ok(self.rx.message(at, parsed)),
             Got::Fate(_) => unreachable!("fates are not asked for"),
         }
     }
@@ -495,12 +495,12 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     fn incoming(&mut self, got: Got) -> Incoming<'_, TX> {
         match got {
             Got::Fate(fate) => Incoming::Fate(fate),
-            Got::Line(at, parsed, handle) => {
+            Got::Line(at, parsed) => {
                 let sender = Sender {
                     tx: &mut self.tx,
                     sock: self.sock.as_fd(),
                 };
-                Incoming::Message(self.rx.message(at, parsed, handle), sender)
+                Incoming::Message(self.rx.message(at, parsed), sender)
             }
         }
     }
@@ -523,7 +523,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         }
         loop {
             match inbound::next(&mut self.rx, &mut self.tx) {
-                Some((record, handle)) => {
+                Some(record) => {
                     if matches!(record.what, What::Skip) {
                         self.rx.deliver_direct();
                         if self.tx.has_fate() {
@@ -532,7 +532,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                         }
                         continue;
                     }
-                    self.rx.push_record(record, handle);
+                    self.rx.push_record(record);
                     write_now(&mut self.tx, self.sock.as_fd());
                     return true;
                 }
@@ -663,20 +663,20 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// just dropped).
     fn read_ahead(&mut self) {
         while self.rx.can_record() {
-            let Some((record, handle)) = inbound::next(&mut self.rx, &mut self.tx) else {
+            let Some(record) = inbound::next(&mut self.rx, &mut self.tx) else {
                 break;
             };
             if matches!(record.what, What::Skip) && !self.rx.has_record() {
                 self.rx.deliver_direct();
                 continue;
             }
-            self.rx.push_record(record, handle);
+            self.rx.push_record(record);
         }
         write_now(&mut self.tx, self.sock.as_fd());
     }
 
-    /// The next line to deliver (its position, what it holds, its
-    /// handle), or with `fates` the next fate if one is known first. Waits
+    /// The next line to deliver (its position and what it holds), or with
+    /// `fates` the next fate if one is known first. Waits
     /// until `deadline` when one is given, else not at all.
     fn receive(&mut self, deadline: Option<Deadline>, fates: bool) -> Result<Got, Error> {
         self.rx.forget_handle();
@@ -689,10 +689,10 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                     return Ok(Got::Fate(fate));
                 }
             }
-            let (at, record, handle) = match self.rx.pop_record() {
-                Some((at, record)) => (at, record, None),
+            let (at, record) = match self.rx.pop_record() {
+                Some(got) => got,
                 None => match inbound::next(&mut self.rx, &mut self.tx) {
-                    Some((record, handle)) => (self.rx.deliver_direct(), record, handle),
+                    Some(record) => (self.rx.deliver_direct(), record),
                     None => {
                         match self.fill(deadline) {
                             // Handles that came back when the peer left
@@ -708,7 +708,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             match record.what {
                 What::Skip => continue,
                 What::Fail(e) => return Err(e),
-                What::Deliver(parsed) => return Ok(Got::Line(at, parsed, handle)),
+                What::Deliver(parsed) => return Ok(Got::Line(at, parsed)),
             }
         }
     }

@@ -28,7 +28,8 @@ pub(crate) enum Envelope {
         kind: Option<HandleKind>,
         msg: Option<Span>,
         msg_cmd: Option<Span>,
-        key: Option<Key>,
+        /// The `key` member's value.
+        key: Option<Span>,
     },
     /// `NODE_HANDLE_ACK`.
     Ack,
@@ -47,12 +48,12 @@ struct Fields {
 }
 
 impl Fields {
-    /// Reads the members of the object at `start`, validating it (later
-    /// duplicates win, as in `JSON.parse`). Returns the fields and the index
-    /// just past the object.
-    fn of(line: &[u8], start: usize) -> Result<(Fields, usize), JsonError> {
-        let mut f = Fields::default();
-        let end = scan::object_fields(line, start, |name, v| {
+    /// Reads the members of the object at `start` into `f`, validating it
+    /// (later duplicates win, as in `JSON.parse`). Returns the index just
+    /// past the object. (Filled in place: the fields are five spans, too
+    /// many to move around per message.)
+    fn read(f: &mut Fields, line: &[u8], start: usize) -> Result<usize, JsonError> {
+        scan::object_fields(line, start, |name, v| {
             let raw = name.span.of(line);
             let mut buf = [0u8; 16];
             let name = if name.escaped {
@@ -72,8 +73,7 @@ impl Fields {
                 _ => return,
             };
             *slot = Some(v);
-        })?;
-        Ok((f, end))
+        })
     }
 }
 
@@ -81,6 +81,13 @@ impl Fields {
 fn string_content(line: &[u8], v: Span) -> Option<&[u8]> {
     let raw = v.of(line);
     (raw.first() == Some(&b'"')).then(|| &raw[1..raw.len() - 1])
+}
+
+/// The decoded `key` of a handle wrapper (its value's span), if it is a
+/// string that fits a [`Key`].
+pub(crate) fn key_of(line: &[u8], v: Option<Span>) -> Option<Key> {
+    let mut buf = [0u8; crate::handle::MAX_KEY_LEN];
+    short_string(line, v, &mut buf).and_then(|k| Key::try_from(k).ok())
 }
 
 /// Decodes a short string member into `out`, `None` if absent, not a string
@@ -100,11 +107,11 @@ fn internal_cmd(
     if line.get(value.start) != Some(&b'{') {
         return Ok(None);
     }
-    let owned;
+    let mut owned = Fields::default();
     let fields = match fields {
         Some(f) => f,
         None => {
-            owned = Fields::of(line, value.start)?.0;
+            Fields::read(&mut owned, line, value.start)?;
             &owned
         }
     };
@@ -146,7 +153,8 @@ pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
     }
     // One pass over an object: it is validated while the members the
     // protocol needs are picked out.
-    let (fields, end) = Fields::of(line, start)?;
+    let mut fields = Fields::default();
+    let end = Fields::read(&mut fields, line, start)?;
     scan::only_ws_after(line, end)?;
     let value = Span { start, end };
     let Some((span, cmd)) = internal_cmd(line, value, Some(&fields))? else {
@@ -177,7 +185,8 @@ fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, Js
     if let Some(m) = msg.filter(|m| {
         kind == Some(HandleKind::Native) && depth == 0 && line.get(m.start) == Some(&b'{')
     }) {
-        let (inner, _) = Fields::of(line, m.start)?;
+        let mut inner = Fields::default();
+        Fields::read(&mut inner, line, m.start)?;
         if let Some((_, c)) = internal_cmd(line, m, Some(&inner))? {
             if c == "NODE_HANDLE" {
                 return handle_wrapper(line, inner, 1);
@@ -188,13 +197,11 @@ fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, Js
         Some(m) => internal_cmd(line, m, None)?.map(|(span, _)| span),
         None => None,
     };
-    let mut key_buf = [0u8; crate::handle::MAX_KEY_LEN];
-    let key = short_string(line, fields.key, &mut key_buf).and_then(|k| Key::try_from(k).ok());
     Ok(Envelope::Handle {
         kind,
         msg,
         msg_cmd,
-        key,
+        key: fields.key,
     })
 }
 
@@ -291,7 +298,7 @@ mod tests {
         };
         assert_eq!(kind, Some(HandleKind::Socket));
         assert_eq!(msg.unwrap().of(line), b"\"socket\"");
-        assert_eq!(key.as_deref(), Some("4:127.0.0.1:0"));
+        assert_eq!(key_of(line, key).as_deref(), Some("4:127.0.0.1:0"));
         assert!(msg_cmd.is_none());
     }
 

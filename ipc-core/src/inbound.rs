@@ -13,23 +13,22 @@ use crate::rx::{Next, Parsed, Record, Rx, What};
 use crate::tx::{Reply, Tx};
 
 /// A zero-length record: an error to report where it happened.
-fn fail(e: Error) -> (Record, Option<Handle>) {
-    (
-        Record {
-            len: 0,
-            what: What::Fail(e),
-        },
-        None,
-    )
+fn fail(e: Error) -> Record {
+    Record {
+        len: 0,
+        what: What::Fail(e),
+    }
 }
 
 /// Reads the next buffered line (or an error due before it) for the
 /// protocol. `None` when no complete line is buffered, or when the reply a
-/// handle line needs cannot be owed yet (write the owed ones first).
+/// handle line needs cannot be owed yet (write the owed ones first). The
+/// handle of a handle line waits in `rx` for its delivery (it is large:
+/// it does not travel with the record).
 pub(crate) fn next<const RX: usize, const TX: usize>(
     rx: &mut Rx<RX>,
     tx: &mut Tx<TX>,
-) -> Option<(Record, Option<Handle>)> {
+) -> Option<Record> {
     if let Some(e) = rx.take_pending() {
         return Some(fail(e));
     }
@@ -61,22 +60,30 @@ fn line<const RX: usize, const TX: usize>(
     start: usize,
     end: usize,
     offset: u64,
-) -> (Record, Option<Handle>) {
+) -> Record {
     let len = end + 1 - start;
     let record = |what| Record { len, what };
     let bytes = rx.line(start, end);
-    let read = match core::str::from_utf8(bytes) {
-        Ok(_) => envelope::read(bytes),
-        Err(e) => Err(JsonError::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        }),
-    };
+    // The scan checks UTF-8 as it goes (inside strings; outside them only
+    // ASCII is JSON): a line that reads is valid UTF-8. A stray non-ASCII
+    // byte outside a string is reported as what it is.
+    let read = envelope::read(bytes).map_err(|e| match e {
+        JsonError::Syntax { offset } if bytes.get(offset).is_some_and(|&b| b >= 0x80) => {
+            match core::str::from_utf8(bytes) {
+                Err(e) => JsonError::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                },
+                Ok(_) => e,
+            }
+        }
+        e => e,
+    });
     let envelope = match read {
         Ok(envelope) => envelope,
         Err(e) => {
             let looks = envelope::looks_like_handle(bytes);
             reject(rx, tx, offset, looks);
-            return (record(What::Fail(Error::BadFrame(e))), None);
+            return record(What::Fail(Error::BadFrame(e)));
         }
     };
     let answered = |r: Result<(), Error>| match r {
@@ -84,22 +91,20 @@ fn line<const RX: usize, const TX: usize>(
         Err(e) => What::Fail(e),
     };
     match envelope {
-        Envelope::Ack => (record(answered(tx.on_ack())), None),
-        Envelope::Nack => (record(answered(tx.on_nack())), None),
-        Envelope::Message { value, cmd } => (
-            record(What::Deliver(Parsed {
-                json: Some(value),
-                cmd,
-                handle: false,
-            })),
-            None,
-        ),
+        Envelope::Ack => record(answered(tx.on_ack())),
+        Envelope::Nack => record(answered(tx.on_nack())),
+        Envelope::Message { value, cmd } => record(What::Deliver(Parsed {
+            json: Some(value),
+            cmd,
+            handle: false,
+        })),
         Envelope::Handle {
             kind,
             msg,
             msg_cmd,
             key,
         } => {
+            let key = envelope::key_of(rx.line(start, end), key);
             let claim = rx.fds.claim(offset);
             let reply = match claim {
                 Claim::Fd(_) => Reply::Ack,
@@ -107,23 +112,26 @@ fn line<const RX: usize, const TX: usize>(
             };
             // next() checked that a reply can be owed.
             let _ = tx.push_reply(reply);
-            let what = |e| (record(What::Fail(e)), None);
+            let fail = |e| record(What::Fail(e));
             match (claim, kind) {
                 (Claim::Fd(fd), Some(kind)) => {
                     let mut handle = Handle::new(kind, fd);
                     if let Some(key) = key {
                         handle = handle.with_key(key);
                     }
-                    let parsed = Parsed {
-                        json: msg,
-                        cmd: msg_cmd,
-                        handle: true,
-                    };
-                    (record(What::Deliver(parsed)), Some(handle))
+                    if rx.hold_claimed(handle) {
+                        record(What::Deliver(Parsed {
+                            json: msg,
+                            cmd: msg_cmd,
+                            handle: true,
+                        }))
+                    } else {
+                        fail(Error::FdQueueFull)
+                    }
                 }
-                (Claim::Fd(_closed), None) => what(Error::UnknownHandleType),
-                (Claim::Lost, _) => what(Error::FdsTruncated),
-                (Claim::None, _) => what(Error::HandleWithoutFd),
+                (Claim::Fd(_closed), None) => fail(Error::UnknownHandleType),
+                (Claim::Lost, _) => fail(Error::FdsTruncated),
+                (Claim::None, _) => fail(Error::HandleWithoutFd),
             }
         }
     }

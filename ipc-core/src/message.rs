@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::handle::Handle;
-use crate::json::{from_slice_mut, JsonError, RawJson};
+use crate::json::{JsonError, RawJson};
 
 /// A received message: its JSON (borrowed from the channel's buffer), the
 /// handle that came with it, and whether it is internal.
@@ -73,6 +73,6 @@ impl<'a> Message<'a> {
     /// [`JsonError`] when the JSON does not fit `T` (or nests deeper than
     /// [`MAX_DECODE_DEPTH`](crate::json::MAX_DECODE_DEPTH)).
     pub fn parse<T: Deserialize<'a>>(&mut self) -> Result<T, JsonError> {
-        from_slice_mut(core::mem::take(&mut self.json))
+        crate::json::de::from_scanned(core::mem::take(&mut self.json))
     }
 }

@@ -218,12 +218,15 @@ impl<const N: usize> Rx<N> {
     /// [`next_line`](Self::next_line) (or a zero-length one), to deliver
     /// after the records before it. Only when
     /// [`can_record`](Self::can_record).
-    pub fn push_record(&mut self, record: Record, handle: Option<Handle>) {
-        if let Some(h) = handle {
-            // can_record() said there is room.
-            let _ = self.claimed.push_back(h);
-        }
+    pub fn push_record(&mut self, record: Record) {
         let _ = self.records.push_back(record);
+    }
+
+    /// Keeps the handle of the line just read until that line is
+    /// delivered; `false` (the handle is closed) if there is no room
+    /// (only without `std`).
+    pub fn hold_claimed(&mut self, handle: Handle) -> bool {
+        self.claimed.push_back(handle).is_ok()
     }
 
     /// Takes the record of the next line to deliver, if it was read ahead.
@@ -242,14 +245,12 @@ impl<const N: usize> Rx<N> {
         at
     }
 
-    /// The message of the line at `at` that `parsed` describes, with
-    /// `handle` (or the next claimed one), borrowing the buffer.
-    pub fn message(&mut self, at: usize, parsed: Parsed, handle: Option<Handle>) -> Message<'_> {
-        self.handle = match (parsed.handle, handle) {
-            (_, Some(h)) => Some(h),
-            (true, None) => self.claimed.pop_front(),
-            (false, None) => None,
-        };
+    /// The message of the line at `at` that `parsed` describes, with its
+    /// handle if it has one, borrowing the buffer.
+    pub fn message(&mut self, at: usize, parsed: Parsed) -> Message<'_> {
+        if parsed.handle {
+            self.handle = self.claimed.pop_front();
+        }
         let cmd = parsed.cmd.map(|span| {
             envelope::decode_cmd(
                 Span {
@@ -272,7 +273,9 @@ impl<const N: usize> Rx<N> {
 
     /// Closes the last delivered message's handle if nobody took it.
     pub fn forget_handle(&mut self) {
-        self.handle = None;
+        if self.handle.is_some() {
+            self.handle = None;
+        }
     }
 
     /// Whether a complete line waits to be read for the protocol, or the

@@ -32,6 +32,15 @@ pub fn from_slice_mut<'de, T: de::Deserialize<'de>>(input: &'de mut [u8]) -> Res
     core::str::from_utf8(input).map_err(|e| JsonError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
+    from_scanned(input)
+}
+
+/// [`from_slice_mut`] for text the channel's scan already found to be one
+/// valid JSON value (so valid UTF-8): no second pass over it first. Each
+/// borrowed string is still checked on its own as it is handed out.
+pub(crate) fn from_scanned<'de, T: de::Deserialize<'de>>(
+    input: &'de mut [u8],
+) -> Result<T, JsonError> {
     let len = input.len();
     let mut de = Deserializer {
         rest: input,

@@ -12,7 +12,7 @@
 //! for every non-BMP character). Borrowing escaped strings needs a mutable
 //! buffer, which is what a receive buffer is.
 
-mod de;
+pub(crate) mod de;
 pub(crate) mod scan;
 mod ser;
 

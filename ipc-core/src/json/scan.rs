@@ -106,18 +106,33 @@ fn syntax(offset: usize) -> JsonError {
 }
 
 /// Scans the string whose opening quote is at `i`; returns the index just past
-/// the closing quote and whether the string contains escapes.
+/// the closing quote and whether the string contains escapes. Text that is
+/// not ASCII is checked to be UTF-8 (everything outside strings must be
+/// ASCII anyway), so a line that scans is valid UTF-8 as a whole.
 pub(crate) fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     if b.get(i) != Some(&b'"') {
         return Err(syntax(i));
     }
     let mut j = i + 1;
     let mut escaped = false;
+    let mut non_ascii = false;
     loop {
-        j += crate::bytes::plain_len(b.get(j..).unwrap_or_default());
+        let rest = b.get(j..).unwrap_or_default();
+        j += if non_ascii {
+            crate::bytes::plain_len(rest)
+        } else {
+            crate::bytes::plain_ascii_len(rest)
+        };
         match b.get(j) {
             None => return Err(JsonError::Eof),
-            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'"') => {
+                if non_ascii {
+                    core::str::from_utf8(&b[i + 1..j]).map_err(|e| JsonError::InvalidUtf8 {
+                        offset: i + 1 + e.valid_up_to(),
+                    })?;
+                }
+                return Ok((j + 1, escaped));
+            }
             Some(b'\\') => {
                 escaped = true;
                 match b.get(j + 1) {
@@ -134,7 +149,10 @@ pub(crate) fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), JsonError>
                 }
             }
             Some(&c) if c < 0x20 => return Err(syntax(j)),
-            Some(_) => j += 1,
+            Some(_) => {
+                non_ascii = true;
+                j += 1;
+            }
         }
     }
 }
@@ -203,6 +221,21 @@ fn colon_after(b: &[u8], end: usize) -> Result<usize, JsonError> {
     }
 }
 
+/// Scans the scalar (string, number, `true`, `false`, `null`) starting at
+/// `i` and returns the index just past it; `Ok(None)` for `{` or `[`.
+fn scalar_end(b: &[u8], i: usize) -> Result<Option<usize>, JsonError> {
+    Ok(Some(match b.get(i) {
+        Some(b'{' | b'[') => return Ok(None),
+        Some(b'"') => string_end(b, i)?.0,
+        Some(b'-' | b'0'..=b'9') => number_end(b, i)?,
+        Some(b't') => literal(b, i, b"true")?,
+        Some(b'f') => literal(b, i, b"false")?,
+        Some(b'n') => literal(b, i, b"null")?,
+        None => return Err(JsonError::Eof),
+        Some(_) => return Err(syntax(i)),
+    }))
+}
+
 /// Scans the value starting at `i` (leading whitespace allowed) and returns the
 /// index just past it. Iterative: the depth is bounded by [`MAX_DEPTH`].
 pub(crate) fn value_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
@@ -211,8 +244,11 @@ pub(crate) fn value_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
 
 /// [`value_end`] for a value inside `depth` open containers.
 fn value_end_within(b: &[u8], i: usize, depth: usize) -> Result<usize, JsonError> {
-    let mut nest = Nesting::new(depth);
     let mut i = skip_ws(b, i);
+    if let Some(end) = scalar_end(b, i)? {
+        return Ok(end);
+    }
+    let mut nest = Nesting::new(depth);
     loop {
         // Here a value starts at `i`.
         match b.get(i) {
@@ -237,13 +273,7 @@ fn value_end_within(b: &[u8], i: usize, depth: usize) -> Result<usize, JsonError
                     continue;
                 }
             }
-            Some(b'"') => i = string_end(b, i)?.0,
-            Some(b'-' | b'0'..=b'9') => i = number_end(b, i)?,
-            Some(b't') => i = literal(b, i, b"true")?,
-            Some(b'f') => i = literal(b, i, b"false")?,
-            Some(b'n') => i = literal(b, i, b"null")?,
-            None => return Err(JsonError::Eof),
-            Some(_) => return Err(syntax(i)),
+            _ => i = scalar_end(b, i)?.unwrap_or(i),
         }
         // Here a value has just ended: close containers or move to the next value.
         loop {
@@ -329,7 +359,10 @@ pub(crate) fn object_fields(
             escaped,
         };
         let v = colon_after(b, key_end)?;
-        let v_end = value_end_within(b, v, 1)?;
+        let v_end = match scalar_end(b, v)? {
+            Some(end) => end,
+            None => value_end_within(b, v, 1)?,
+        };
         field(
             name,
             Span {
@@ -551,6 +584,29 @@ mod tests {
         let at = n - 1 - last_object;
         text[at] = b']';
         assert!(whole_value(&text[..n]).is_err());
+    }
+
+    /// UTF-8 is checked inside strings, where it may appear; outside them
+    /// only ASCII is JSON.
+    #[test]
+    fn strings_must_be_utf8() {
+        assert!(whole_value("\"caf\u{e9} \u{2028} \u{1f600}\"".as_bytes()).is_ok());
+        for (bad, at) in [
+            (&b"\"\xff\""[..], 1),
+            (b"\"ok \xe2\x80\"", 4),
+            (b"[\"a\", \"\xc3\"]", 7),
+            (b"{\"\xed\xa0\x80\":1}", 2),
+        ] {
+            assert_eq!(
+                whole_value(bad),
+                Err(JsonError::InvalidUtf8 { offset: at }),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            whole_value(b"[1, \xc3\xa9]"),
+            Err(JsonError::Syntax { offset: 4 })
+        ));
     }
 
     #[test]

@@ -47,7 +47,56 @@ impl Serializer<'_> {
         write!(self, "{v}").map_err(|_| JsonError::BufferFull)
     }
 
+    /// Writes an integer: two digits per step from a table, no `fmt`.
+    fn integer(&mut self, negative: bool, mut v: u64) -> Result<(), JsonError> {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let mut digits = [0u8; 21];
+        let mut at = digits.len();
+        while v >= 100 {
+            let pair = usize::try_from(v % 100).unwrap_or(0) * 2;
+            v /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if v >= 10 {
+            let pair = usize::try_from(v).unwrap_or(0) * 2;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            at -= 1;
+            digits[at] = b'0' + v as u8;
+        }
+        if negative {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        self.push(&digits[at..])
+    }
+
+    fn signed(&mut self, v: i64) -> Result<(), JsonError> {
+        self.integer(v < 0, v.unsigned_abs())
+    }
+
     fn string(&mut self, s: &str) -> Result<(), JsonError> {
+        let bytes = s.as_bytes();
+        let plain = crate::bytes::plain_len(bytes);
+        if plain == bytes.len() {
+            // Nothing to escape (the common case): one bounds check, one copy.
+            let n = bytes.len();
+            let dst = self
+                .buf
+                .get_mut(self.len..self.len + n + 2)
+                .ok_or(JsonError::BufferFull)?;
+            dst[0] = b'"';
+            dst[1..=n].copy_from_slice(bytes);
+            dst[n + 1] = b'"';
+            self.len += n + 2;
+            return Ok(());
+        }
         self.push(b"\"")?;
         self.escaped(s)?;
         self.push(b"\"")
@@ -164,31 +213,31 @@ impl<'a, 'b> ser::Serializer for &'a mut Serializer<'b> {
         self.push(if v { b"true" } else { b"false" })
     }
     fn serialize_i8(self, v: i8) -> Result<(), JsonError> {
-        self.display(v)
+        self.signed(i64::from(v))
     }
     fn serialize_i16(self, v: i16) -> Result<(), JsonError> {
-        self.display(v)
+        self.signed(i64::from(v))
     }
     fn serialize_i32(self, v: i32) -> Result<(), JsonError> {
-        self.display(v)
+        self.signed(i64::from(v))
     }
     fn serialize_i64(self, v: i64) -> Result<(), JsonError> {
-        self.display(v)
+        self.signed(v)
     }
     fn serialize_i128(self, v: i128) -> Result<(), JsonError> {
         self.display(v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), JsonError> {
-        self.display(v)
+        self.integer(false, u64::from(v))
     }
     fn serialize_u16(self, v: u16) -> Result<(), JsonError> {
-        self.display(v)
+        self.integer(false, u64::from(v))
     }
     fn serialize_u32(self, v: u32) -> Result<(), JsonError> {
-        self.display(v)
+        self.integer(false, u64::from(v))
     }
     fn serialize_u64(self, v: u64) -> Result<(), JsonError> {
-        self.display(v)
+        self.integer(false, v)
     }
     fn serialize_u128(self, v: u128) -> Result<(), JsonError> {
         self.display(v)
