@@ -34,6 +34,7 @@ fn word(s: &[u8], i: usize) -> u64 {
 /// else `s.len()`. A tail shorter than a word is checked by reading the
 /// last 8 bytes again, overlapping bytes already found clean; only strings
 /// shorter than 8 bytes go byte by byte, with `hit`.
+#[inline(always)]
 fn first(s: &[u8], hits: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool) -> usize {
     let n = s.len();
     let mut i = 0;
@@ -82,7 +83,9 @@ const SPECIAL: [bool; 256] = {
     t
 };
 
-fn special_word(v: u64) -> u64 {
+/// High bits of the bytes of `v` that a JSON string cannot hold as they
+/// are (exact up to the lowest one).
+pub(crate) fn special_word(v: u64) -> u64 {
     equal(v, b'"') | equal(v, b'\\') | below(v, 0x20)
 }
 
@@ -94,6 +97,7 @@ pub(crate) fn plain_len(s: &[u8]) -> usize {
 
 /// [`plain_len`] that also stops at the first byte above 0x7F, for
 /// scanners that check non-ASCII text separately.
+#[inline(always)]
 pub(crate) fn plain_ascii_len(s: &[u8]) -> usize {
     first(
         s,

@@ -12,6 +12,13 @@ pub const MAX_KEY_LEN: usize = 128;
 /// A connection key as Node writes it: `addressType:address:port`.
 pub type Key = heapless::String<MAX_KEY_LEN>;
 
+/// How a handle keeps its key: boxed with `std`, so that a `Handle` (and
+/// every event that carries one) stays two words; inline without.
+#[cfg(feature = "std")]
+type StoredKey = std::boxed::Box<Key>;
+#[cfg(not(feature = "std"))]
+type StoredKey = Key;
+
 /// The address family of a UDP handle (`dgramType` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UdpFamily {
@@ -94,7 +101,7 @@ impl fmt::Display for HandleKind {
 pub struct Handle {
     kind: HandleKind,
     fd: OwnedFd,
-    key: Option<Key>,
+    key: Option<StoredKey>,
 }
 
 impl Handle {
@@ -110,7 +117,7 @@ impl Handle {
     /// Sets the connection key (`net.Socket` from a server, as Node does),
     /// which the receiver uses to answer `NODE_SOCKET_*` queries.
     pub fn with_key(mut self, key: Key) -> Self {
-        self.key = Some(key);
+        self.key = Some(key.into());
         self
     }
 
@@ -121,7 +128,7 @@ impl Handle {
 
     /// The connection key, if the sender set one.
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.key.as_ref().map(|k| k.as_str())
     }
 
     /// Takes the descriptor out.
@@ -131,7 +138,11 @@ impl Handle {
 
     /// Takes everything out.
     pub fn into_parts(self) -> (HandleKind, OwnedFd, Option<Key>) {
-        (self.kind, self.fd, self.key)
+        #[cfg(feature = "std")]
+        let key = self.key.map(|k| *k);
+        #[cfg(not(feature = "std"))]
+        let key = self.key;
+        (self.kind, self.fd, key)
     }
 }
 

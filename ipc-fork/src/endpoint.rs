@@ -194,7 +194,13 @@ impl Endpoint {
             }
             Err(e) => return Err(e),
         };
-        let handle = msg.take_handle().map(|h| {
+        // Checked first: taking an empty handle slot still moves it.
+        let taken = if msg.handle().is_some() {
+            msg.take_handle()
+        } else {
+            None
+        };
+        let handle = taken.map(|h| {
             let mut received = Received::from_handle(h)?;
             if let Received::Socket(s) = &mut received {
                 self.accounting.track(s);

@@ -109,6 +109,7 @@ fn syntax(offset: usize) -> JsonError {
 /// the closing quote and whether the string contains escapes. Text that is
 /// not ASCII is checked to be UTF-8 (everything outside strings must be
 /// ASCII anyway), so a line that scans is valid UTF-8 as a whole.
+#[inline(always)]
 pub(crate) fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     if b.get(i) != Some(&b'"') {
         return Err(syntax(i));
@@ -223,6 +224,7 @@ fn colon_after(b: &[u8], end: usize) -> Result<usize, JsonError> {
 
 /// Scans the scalar (string, number, `true`, `false`, `null`) starting at
 /// `i` and returns the index just past it; `Ok(None)` for `{` or `[`.
+#[inline(always)]
 fn scalar_end(b: &[u8], i: usize) -> Result<Option<usize>, JsonError> {
     Ok(Some(match b.get(i) {
         Some(b'{' | b'[') => return Ok(None),

@@ -83,6 +83,9 @@ impl Serializer<'_> {
 
     fn string(&mut self, s: &str) -> Result<(), JsonError> {
         let bytes = s.as_bytes();
+        if bytes.len() < 8 && self.short_plain_string(bytes) {
+            return Ok(());
+        }
         let plain = crate::bytes::plain_len(bytes);
         if plain == bytes.len() {
             // Nothing to escape (the common case): one bounds check, one copy.
@@ -100,6 +103,29 @@ impl Serializer<'_> {
         self.push(b"\"")?;
         self.escaped(s)?;
         self.push(b"\"")
+    }
+
+    /// Writes a string of fewer than 8 bytes if it needs no escape: copied
+    /// first, then checked as one word read back from the buffer (bytes
+    /// past it masked off), instead of byte by byte. `false` (nothing
+    /// written) when it needs escapes or the buffer has no word of room.
+    fn short_plain_string(&mut self, bytes: &[u8]) -> bool {
+        let n = bytes.len();
+        let Some(dst) = self.buf.get_mut(self.len..self.len + 9) else {
+            return false;
+        };
+        dst[1..=n].copy_from_slice(bytes);
+        let word = u64::from_le_bytes([
+            dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], dst[7], dst[8],
+        ]);
+        let mask = (1u64 << (8 * n)) - 1;
+        if crate::bytes::special_word(word) & mask != 0 {
+            return false;
+        }
+        dst[0] = b'"';
+        dst[n + 1] = b'"';
+        self.len += n + 2;
+        true
     }
 
     /// Writes `s` escaped as the inside of a JSON string.
@@ -602,6 +628,44 @@ impl ser::Serializer for RawWriter<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Short strings are checked in the output buffer, next to whatever it
+    /// held before: every special byte at every place is still escaped,
+    /// whatever follows in the buffer.
+    #[test]
+    fn short_strings_escape_whatever_the_buffer_held() {
+        for fill in [0u8, b'"', b'\\', b'a', 0xff] {
+            for len in 0..8 {
+                for at in 0..len {
+                    for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                        let mut text = [b'x'; 8];
+                        text[at] = special;
+                        let s = core::str::from_utf8(&text[..len]).unwrap();
+                        let mut buf = [fill; 32];
+                        let n = to_slice(s, &mut buf).unwrap();
+                        let mut escaped = [0u8; 32];
+                        let mut w = Serializer {
+                            buf: &mut escaped,
+                            len: 0,
+                        };
+                        w.push(b"\"").unwrap();
+                        w.escaped(s).unwrap();
+                        w.push(b"\"").unwrap();
+                        let m = w.len;
+                        assert_eq!(&buf[..n], &escaped[..m], "{s:?} over {fill}");
+                    }
+                }
+                let plain = "abcdefg".get(..len).unwrap();
+                let mut buf = [fill; 32];
+                let n = to_slice(plain, &mut buf).unwrap();
+                assert_eq!(&buf[1..n - 1], plain.as_bytes());
+            }
+        }
+        // No room for a word past it: the byte-wise path, same result.
+        let mut buf = [0u8; 5];
+        assert_eq!(to_slice("abc", &mut buf), Ok(5));
+        assert_eq!(&buf, b"\"abc\"");
+    }
 
     fn json<T: Serialize + ?Sized>(v: &T) -> heapless::String<256> {
         let mut buf = [0u8; 256];
