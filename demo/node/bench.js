@@ -124,7 +124,14 @@ function handoff(mode, n, inFlight) {
     once();
     return;
   }
-  const server = net.createServer({ pauseOnConnect: true }, (socket) => child.send('socket', socket));
+  // socket-handoff N IN_FLIGHT WORKERS: sockets dealt round-robin.
+  const workers = [child];
+  for (let i = 1; i < Number(process.argv[5] || 1); i++) workers.push(fork(__filename, ['handoff-child']));
+  let next = 0;
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    workers[next].send('socket', socket);
+    next = (next + 1) % workers.length;
+  });
   server.listen(0, '127.0.0.1', () => {
     const port = server.address().port;
     let started = 0;
@@ -140,7 +147,7 @@ function handoff(mode, n, inFlight) {
         if (done === n) {
           console.log(JSON.stringify({ secs: Number(process.hrtime.bigint() - t) / 1e9 }));
           server.close();
-          child.disconnect();
+          workers.forEach((w) => w.disconnect());
         } else connect();
       });
     };

@@ -47,8 +47,9 @@ usage: demo                                   run both scenarios with built-in c
        demo route-sockets [--port P] [--vip ADDR] [--handoff-timeout MS] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
        demo bench [--quick] [FIGURE..]        our speed vs Node's and raw syscalls; figures:
-                                              throughput_small throughput_1k rtt socket_handoff
-                                              server_handoff allocs_per_msg (default: all)
+                                              throughput_small throughput_1k throughput_1m rtt
+                                              socket_handoff socket_handoff_4w server_handoff
+                                              allocs_per_msg (default: all)
 
 share-server   parent and child accept from the same listening socket
 route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the

@@ -328,6 +328,18 @@ impl<const N: usize> Rx<N> {
         if self.end < self.buf.len() {
             return Ok(());
         }
+        let limit = self.limit.saturating_sub(self.records_bytes());
+        // A long unfinished line would be copied to the front again and
+        // again as its later parts arrive: grow instead, while the buffer
+        // is less than four times what has to move.
+        let live = self.end - self.start;
+        if self.start > 0
+            && live > self.buf.len() / 4
+            && self.skipping.is_none()
+            && self.buf.grow(self.buf.len() + 1, limit)
+        {
+            return Ok(());
+        }
         if self.start > 0 {
             let by = self.start;
             self.buf.copy_within(by..self.end, 0);
@@ -338,7 +350,6 @@ impl<const N: usize> Rx<N> {
             self.start = 0;
             return Ok(());
         }
-        let limit = self.limit.saturating_sub(self.records_bytes());
         if self.skipping.is_none() && self.buf.grow(self.end + 1, limit) {
             return Ok(());
         }

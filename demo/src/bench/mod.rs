@@ -31,17 +31,21 @@ struct Msg<'a> {
 }
 
 /// The figures, in the order they run; `demo bench NAME..` picks some.
-pub const FIGURES: [&str; 6] = [
+pub const FIGURES: [&str; 8] = [
     "throughput_small",
     "throughput_1k",
+    "throughput_1m",
     "rtt",
     "socket_handoff",
+    "socket_handoff_4w",
     "server_handoff",
     "allocs_per_msg",
 ];
 
 /// Connections in flight for `socket_handoff`.
 const IN_FLIGHT: usize = 64;
+/// The payload of `throughput_1m`.
+const MIB: usize = 1024 * 1024;
 
 /// Sizes of one run.
 struct Plan {
@@ -50,6 +54,8 @@ struct Plan {
     pings: usize,
     connections: usize,
     servers: usize,
+    /// Messages of 1 MiB per `throughput_1m` run.
+    big_messages: u64,
 }
 
 impl Plan {
@@ -61,6 +67,7 @@ impl Plan {
                 pings: 2_000,
                 connections: 5_000,
                 servers: 200,
+                big_messages: 50,
             }
         } else {
             Plan {
@@ -69,6 +76,7 @@ impl Plan {
                 pings: 20_000,
                 connections: 20_000,
                 servers: 1_000,
+                big_messages: 200,
             }
         }
     }
@@ -262,15 +270,37 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
                 versus_node(name, o, n, "us", false);
             }
         }
-        "socket_handoff" => {
-            let ours = median_of(name, "ours", plan.runs, || {
-                ours::socket_handoff(plan.connections, IN_FLIGHT)
-            })?;
-            line(name, ours, "sockets/s");
-            let (n, k) = (plan.connections.to_string(), IN_FLIGHT.to_string());
+        "throughput_1m" => {
+            let payload = "x".repeat(MIB);
+            let n = plan.big_messages;
+            let megabytes = |msgs_per_s: f64| msgs_per_s * MIB as f64 / 1e6;
+            let ours = median_of(name, "ours", plan.runs, || ours::throughput(n, &payload))?;
+            let raw = median_of(name, "raw", plan.runs, || raw::throughput(n, &payload))?;
+            line(name, megabytes(ours), "MB/s");
+            line(&format!("raw_{name}"), megabytes(raw), "MB/s");
+            let (count, len) = (n.to_string(), MIB.to_string());
             let node = NodeRuns {
                 script,
-                args: &["socket-handoff", &n, &k],
+                args: &["throughput", &count, &len],
+                runs: plan.runs,
+                count: n as f64 * MIB as f64 / 1e6,
+            };
+            versus_node_rate(name, megabytes(ours), "MB/s", node);
+        }
+        "socket_handoff" | "socket_handoff_4w" => {
+            let workers = if name == "socket_handoff" { 1 } else { 4 };
+            let ours = median_of(name, "ours", plan.runs, || {
+                ours::socket_handoff(plan.connections, IN_FLIGHT, workers)
+            })?;
+            line(name, ours, "sockets/s");
+            let (n, k, w) = (
+                plan.connections.to_string(),
+                IN_FLIGHT.to_string(),
+                workers.to_string(),
+            );
+            let node = NodeRuns {
+                script,
+                args: &["socket-handoff", &n, &k, &w],
                 runs: plan.runs,
                 count: plan.connections as f64,
             };

@@ -104,33 +104,60 @@ pub(super) fn allocs_per_msg(n: u64) -> io::Result<Option<f64>> {
 
 /// Sockets/s, `n` connections with `in_flight` clients at a time; the
 /// parent accepts each and sends it to the child, which writes one byte.
-pub(super) fn socket_handoff(n: usize, in_flight: usize) -> io::Result<f64> {
+pub(super) fn socket_handoff(n: usize, in_flight: usize, workers: usize) -> io::Result<f64> {
+    use ipc_fork::{Fate, Interest, Poller, Ready, Token};
     let server = ipc_net::Server::bind("127.0.0.1:0")?;
     let addr = server.local_addr()?.as_inet().expect("TCP");
-    let mut child = bench_child(&["handoff"])?;
+    let mut poller = Poller::new()?;
+    let ids = (0..workers)
+        .map(|_| poller.add(bench_child(&["handoff"])?))
+        .collect::<io::Result<Vec<_>>>()?;
+    poller.watch(&server, Token(0), Interest::Readable)?;
     let start = Instant::now();
     std::thread::scope(|s| -> io::Result<()> {
         let clients = s.spawn(|| {
             let r = clients(addr, n, in_flight);
             if r.is_err() {
-                // Wakes the accept loop below with an error instead of
-                // leaving it waiting for connections that will not come.
+                // Wakes the loop below with an error instead of leaving it
+                // waiting for connections that will not come.
                 let _ = rustix::net::shutdown(&server, rustix::net::Shutdown::Read);
             }
             r
         });
-        for _ in 0..n {
-            let conn = server.accept()?;
-            child
-                .send_handle(&"socket", conn.into_handle())
-                .map_err(|e| io::Error::from(e.error))?;
+        // Accept and hand over without waiting: each worker's channel
+        // queues its sockets, and acknowledgements come back as fates.
+        let (mut accepted, mut acknowledged) = (0, 0);
+        while acknowledged < n {
+            match poller.next(None)? {
+                Ready::Fd(_) => loop {
+                    let conn = match server.try_accept() {
+                        Ok(conn) => conn,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    };
+                    let id = ids[accepted % ids.len()];
+                    accepted += 1;
+                    let child = poller.child_mut(id).expect("a worker");
+                    child
+                        .queue_handle(&"socket", conn.into_handle())
+                        .map_err(|e| io::Error::from(e.error))?;
+                },
+                Ready::Child(_, Ok(Event::Fate(Fate::Acknowledged(_)))) => acknowledged += 1,
+                Ready::Child(_, Ok(Event::Fate(Fate::Returned { reason, .. }))) => {
+                    return Err(io::Error::other(format!("a socket came back: {reason}")))
+                }
+                Ready::Child(_, Ok(_)) | Ready::Timeout => {}
+                Ready::Child(_, Err(e)) => return Err(e.into()),
+            }
         }
         clients
             .join()
             .map_err(|_| io::Error::other("clients panicked"))?
     })?;
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    finish(child)?;
+    for id in ids {
+        finish(poller.remove(id).expect("a worker"))?;
+    }
     Ok(rate)
 }
 

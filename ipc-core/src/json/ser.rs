@@ -86,6 +86,12 @@ impl Serializer<'_> {
         if bytes.len() < 8 && self.short_plain_string(bytes) {
             return Ok(());
         }
+        if self.buf.len() - self.len < bytes.len() + 2 {
+            // Escaping only adds: it cannot fit. Said before scanning it,
+            // so a caller that grows the buffer and tries again pays for one
+            // scan, not one per try.
+            return Err(JsonError::BufferFull);
+        }
         let plain = crate::bytes::plain_len(bytes);
         if plain == bytes.len() {
             // Nothing to escape (the common case): one bounds check, one copy.
