@@ -14,7 +14,7 @@ use ipc_core::{Key, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::socket::Socket;
-use crate::tally::{Counted, Tally};
+use crate::tally::{Count, Tally};
 
 /// Internal command asking for a count.
 pub const GET_COUNT: &str = "NODE_SOCKET_GET_COUNT";
@@ -105,7 +105,7 @@ impl SocketAccounting {
     /// Counts a received socket under its key until it is dropped.
     pub fn track(&mut self, socket: &mut Socket) {
         if let Some(key) = socket.key().map(Key::try_from).and_then(Result::ok) {
-            let counted = Counted::new(&self.entry(&key).tally);
+            let counted = Count::new(&self.entry(&key).tally);
             socket.set_counted(counted);
         }
     }

@@ -35,6 +35,7 @@
 
 pub mod accounting;
 mod addr;
+mod counted;
 mod datagram;
 mod server;
 mod socket;
@@ -44,6 +45,7 @@ mod verify;
 mod wait;
 
 pub use addr::Addr;
+pub use counted::Counted;
 pub use datagram::Datagram;
 pub use server::Server;
 pub use socket::Socket;

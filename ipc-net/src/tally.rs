@@ -23,12 +23,12 @@ impl Tally {
 
 /// One counted connection: counts while it lives.
 #[derive(Debug)]
-pub(crate) struct Counted(Arc<Tally>);
+pub(crate) struct Count(Arc<Tally>);
 
-impl Counted {
+impl Count {
     pub fn new(tally: &Arc<Tally>) -> Self {
         tally.open.fetch_add(1, Ordering::AcqRel);
-        Counted(Arc::clone(tally))
+        Count(Arc::clone(tally))
     }
 
     /// The connection leaves for another process: the count is no longer
@@ -38,7 +38,7 @@ impl Counted {
     }
 }
 
-impl Drop for Counted {
+impl Drop for Count {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
