@@ -41,6 +41,8 @@ mod server;
 mod socket;
 pub mod systemd;
 mod tally;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod verify;
 mod wait;
 

@@ -36,7 +36,7 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
@@ -260,6 +260,12 @@ impl Server {
             Listener::Unix(l) => Ok(l),
             Listener::Tcp(_) => Err(wrong_kind("a TCP listener, not UNIX")),
         }
+    }
+
+    /// The listener, for the conversions of the `tokio` feature.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_listener(self) -> Listener {
+        self.listener
     }
 }
 
