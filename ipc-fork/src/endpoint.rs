@@ -250,6 +250,19 @@ impl Endpoint {
         self.channel.send(&SocketQuery::get_count(key))
     }
 
+    /// Sends the `NODE_SOCKET_ALL_CLOSED` replies due, and has `cx` woken
+    /// when another becomes due (a socket dropped in another task is not
+    /// otherwise noticed by a receiver waiting on its channel).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_due_replies(&mut self, cx: &mut std::task::Context<'_>) {
+        loop {
+            self.send_due_replies();
+            if !self.accounting.wake_when_due(cx.waker()) {
+                return;
+            }
+        }
+    }
+
     /// Forgets the peer's last answer for `key`, before asking again.
     pub(crate) fn forget_reported(&mut self, key: &str) {
         self.reported.retain(|(k, _)| k != key);

@@ -1,7 +1,8 @@
 //! Counting the connections a server has open.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 /// Open connections of one server (or, on a receiver, of one `key`), and
 /// whether any has been sent to another process.
@@ -9,6 +10,8 @@ use std::sync::Arc;
 pub(crate) struct Tally {
     open: AtomicUsize,
     sent_away: AtomicBool,
+    /// Woken when the last open connection closes.
+    idle: Mutex<Option<Waker>>,
 }
 
 impl Tally {
@@ -18,6 +21,15 @@ impl Tally {
 
     pub fn sent_away(&self) -> bool {
         self.sent_away.load(Ordering::Acquire)
+    }
+
+    /// Wakes `waker` (once) when the count next falls to zero.
+    pub fn wake_when_idle(&self, waker: &Waker) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if !idle.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *idle = Some(waker.clone());
+            }
+        }
     }
 }
 
@@ -40,6 +52,11 @@ impl Count {
 
 impl Drop for Count {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waker = self.0.idle.lock().ok().and_then(|mut w| w.take());
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 // Node parent, tokio child (tokio-child): every socket the child gets it
 // converts to a tokio stream and holds. The parent's getConnections() must
 // follow the child's count as it lets them go one by one, and close() must
-// wait for the last one. Prints PASS and exits 0 when all held.
+// wait for the last one, also when a task of the child drops it on its own. Prints PASS and exits 0 when all held.
 'use strict';
 const { spawn } = require('child_process');
 const net = require('net');
@@ -61,6 +61,26 @@ const expectConnections = async (srv, n) => {
   assert.strictEqual((await next()).what, 'released');
   await closing;
   clients.forEach((c) => c.destroy());
+
+  // A socket the child keeps in a task until the client closes: close()
+  // must complete when the client does, with nothing else on the channel.
+  // On another key: Node keeps one socket list per channel and key, and
+  // after a close() on the first server's key a new server with that key
+  // reads 0 from getConnections(), with a Node child as well.
+  const srv2 = net.createServer({ pauseOnConnect: true });
+  await new Promise((r) => srv2.listen(0, '127.0.0.2', r));
+  const accepted = new Promise((r) => srv2.once('connection', r));
+  const client = net.connect(srv2.address().port, '127.0.0.2');
+  let answer = '';
+  const answered = new Promise((r) => client.on('data', (d) => { answer += d; if (answer.endsWith('\n')) r(answer); }));
+  child.send('hold-until-eof', await accepted);
+  assert.strictEqual((await next()).what, 'served');
+  assert.strictEqual(await answered, 'socket answered by child\n');
+  await expectConnections(srv2, 1);
+  const closing2 = new Promise((r) => srv2.close(r));
+  assert.match((await next()).detail, /NODE_SOCKET_NOTIFY_CLOSE/);
+  client.end();
+  await closing2;
 
   child.disconnect();
   assert.strictEqual(await new Promise((r) => child.on('exit', r)), 0);

@@ -119,12 +119,14 @@ impl ChannelIo {
 
     /// Ready once an event can be taken from `ep` without blocking
     /// (`try_recv`): a message, a fate, an error, the end. Writes what the
-    /// channel owes meanwhile.
+    /// channel owes meanwhile, `NODE_SOCKET_ALL_CLOSED` replies too as soon
+    /// as they become due.
     pub fn poll_event(&self, cx: &mut Context<'_>, ep: &mut Endpoint) -> Poll<()> {
         loop {
             if ep.is_disconnected() || (ep.is_ready() && ep.prepare()) {
                 return Poll::Ready(());
             }
+            ep.poll_due_replies(cx);
             let wrote = match self.poll_write(cx, ep.channel()) {
                 Ok(step) => step,
                 // The next receive reports it.

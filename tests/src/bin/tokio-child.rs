@@ -6,6 +6,8 @@
 //!
 //! - `"hold"` with a socket: answer it, then keep it (as a tokio stream)
 //!   until `"release"` (all) or `"release-one"` (the oldest);
+//! - `"hold-until-eof"` with a socket: answer it, then keep it in a task of
+//!   its own until the client closes (nothing on the channel says when);
 //! - `"give-server"`: bind a server, send it, and let go of our copy once
 //!   the parent acknowledged it;
 //! - `{"give-socket": PORT}`: connect to `127.0.0.1:PORT` and send that
@@ -20,7 +22,7 @@ use ipc_fork::tokio::AsyncParent;
 use ipc_fork::Event;
 use ipc_net::{Counted, Received, Server, Socket};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -97,7 +99,11 @@ async fn main() {
                 report(&mut parent, "refused", detail).await;
             }
             Event::Message(msg, Some(Ok(received))) => {
-                let hold = msg.as_str() == "\"hold\"";
+                let hold = match msg.as_str() {
+                    "\"hold\"" => Hold::UntilReleased,
+                    "\"hold-until-eof\"" => Hold::UntilEof,
+                    _ => Hold::No,
+                };
                 let detail = serve(received, hold, &mut held).await;
                 report(&mut parent, "served", detail).await;
             }
@@ -135,10 +141,18 @@ fn started_state(parent: &AsyncParent) -> String {
     )
 }
 
+/// How long to keep a received socket.
+#[derive(PartialEq)]
+enum Hold {
+    No,
+    UntilReleased,
+    UntilEof,
+}
+
 /// Uses a received handle, as tokio's own type, and says what happened.
 async fn serve(
     received: Received,
-    hold: bool,
+    hold: Hold,
     held: &mut VecDeque<Counted<tokio::net::TcpStream>>,
 ) -> String {
     match received {
@@ -156,8 +170,15 @@ async fn serve(
                 .write_all(b"socket answered by child\n")
                 .await
                 .unwrap();
-            if hold {
-                held.push_back(stream);
+            match hold {
+                Hold::No => {}
+                Hold::UntilReleased => held.push_back(stream),
+                Hold::UntilEof => {
+                    tokio::spawn(async move {
+                        let mut rest = Vec::new();
+                        let _ = stream.read_to_end(&mut rest).await;
+                    });
+                }
             }
             detail
         }
