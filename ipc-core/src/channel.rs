@@ -255,14 +255,16 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     }
 
     /// Queues `msg` like [`queue`](Self::queue), but never waits: when the
-    /// send buffer is full it writes what the socket takes now, and grows
-    /// the buffer (up to the limit) for what it does not take. For event
-    /// loops and async runtimes, which wait for writability themselves
-    /// (while [`wants_write`](Self::wants_write)) and so bound the buffer.
+    /// send buffer is full it writes what the socket takes now, and if the
+    /// message still does not fit, gives `Err(WouldBlock)` (wait for the
+    /// socket to be writable, while [`wants_write`](Self::wants_write), or
+    /// for the peer's ACK, which [`try_read_ahead`](Self::try_read_ahead)
+    /// reads, and try again). A message longer than the whole buffer grows
+    /// it, up to the limit. For event loops and async runtimes: the buffer
+    /// stays bounded as with `queue`.
     ///
     /// # Errors
-    /// `WouldBlock` when it was not queued: the buffer is at the limit
-    /// (without `std`: full). Otherwise as [`send`](Self::send).
+    /// `WouldBlock` as said; otherwise as [`send`](Self::send).
     pub fn try_queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
         self.check_open()?;
         match self
@@ -272,7 +274,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             Err(Error::WouldBlock) => {
                 write_now(&mut self.tx, self.sock.as_fd());
                 self.tx
-                    .push_frame(Room::Grow, |buf| wire::plain_frame(buf, msg))
+                    .push_frame(Room::Wait, |buf| wire::plain_frame(buf, msg))
             }
             other => other,
         }

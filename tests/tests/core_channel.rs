@@ -680,23 +680,31 @@ fn threads_sharing_a_channel_never_interleave_frames() {
 }
 
 /// The non-blocking pieces an event loop or async runtime waits with:
-/// `try_queue` never waits (the buffer grows), `try_read_ahead` reads ACKs
+/// `try_queue` never waits (nor grows the buffer), `try_read_ahead` reads ACKs
 /// and keeps messages, `take_fate` takes one fate and leaves the others,
 /// `is_written` says when a flush is done.
 #[test]
 fn non_blocking_pieces_for_event_loops() {
     let _serial = serial();
     let (mut ch, mut peer) = channel_and_peer();
-    // Far more than the socket and the 4 KiB buffer take: queued anyway.
+    // Far more than the socket and the 4 KiB buffer take: queued until
+    // both are full, then WouldBlock; the rest once the peer reads.
     let payload = "x".repeat(1000);
-    for _ in 0..2000 {
-        ch.try_queue(&payload).unwrap();
+    let mut queued = 0;
+    while ch.try_queue(&payload).is_ok() {
+        queued += 1;
     }
-    assert!(!ch.is_written());
+    assert_eq!(ch.try_queue(&payload), Err(Error::WouldBlock));
+    assert!(ch.wants_write() && !ch.is_written());
     assert_eq!(ch.try_read_ahead(), Err(Error::WouldBlock));
-    for _ in 0..2000 {
-        let _ = ch.try_flush();
+    let mut read = 0;
+    while read < 2000 {
         assert_eq!(peer.read_text().len(), 1002);
+        read += 1;
+        while queued < 2000 && ch.try_queue(&payload).is_ok() {
+            queued += 1;
+        }
+        let _ = ch.try_flush();
     }
     assert!(ch.is_written());
 

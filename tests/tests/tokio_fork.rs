@@ -106,7 +106,7 @@ fn messages_sockets_and_servers_both_ways() {
         child.send(&("héllo \u{2028}", 1)).await.unwrap();
         assert_eq!(next_text(&mut child).await, "[\"héllo \u{2028}\",1]");
         for seq in 0..1000u32 {
-            child.queue(&seq).unwrap();
+            child.queue(&seq).await.unwrap();
         }
         child.flush().await.unwrap();
         for seq in 0..1000u32 {

@@ -31,12 +31,13 @@
 //! | `recv` | **cancel-safe**: nothing is taken from the channel until it returns |
 //! | `flush` | **cancel-safe**: what is queued stays queued, and goes out with the next call that writes |
 //! | `wait` (`AsyncChild`) | **cancel-safe** |
+//! | `queue` | **cancel-safe**: it finishes in the poll that queues the message, so a dropped one queued nothing |
 //! | `send` | the message was queued on the first poll and is not taken back: it goes out with the next call that writes |
 //! | `send_handle` | the hand-off stays queued: its fate comes later from `recv` as [`Event::Fate`](crate::Event::Fate) (or take the handle back first: `queue_handle` + `withdraw`) |
 //! | `disconnect` | the channel stays open, with what was queued |
 //! | `request_connection_count` | as `send` |
 //!
-//! `queue`, `queue_handle`, `try_send` and `withdraw` never wait. Bound a
+//! `try_queue`, `try_send`, `queue_handle` and `withdraw` never wait. Bound a
 //! wait with `tokio::time::timeout` (the channel's own
 //! [`set_timeout`](crate::Endpoint::set_timeout) is for blocking calls).
 //!
@@ -82,17 +83,43 @@ macro_rules! async_endpoint_methods {
             self.io.until(channel, $crate::tokio::io::written).await
         }
 
-        /// Queues a message to leave with others in one write, without
-        /// waiting: it goes out with [`flush`](Self::flush) or any call
-        /// that writes. When the send buffer is full it writes what the
-        /// socket takes now and grows for the rest (up to the
-        /// [limit](Self::set_limit)): `.await` a `flush` now and then to
-        /// bound it.
+        /// Queues a message to leave with others in one write: it goes out
+        /// with [`flush`](Self::flush) or any call that writes. Returns at
+        /// once while the send buffer has room; when it is full, writes
+        /// what the socket takes, and waits for room if the socket is full
+        /// too (reading meanwhile), as the blocking
+        /// [`Endpoint::queue`](crate::Endpoint::queue) does: the buffer
+        /// stays bounded. **Cancel-safe**: if the future is dropped before
+        /// it finishes, the message was not queued.
         ///
         /// # Errors
-        /// As [`Channel::try_queue`](ipc_core::Channel::try_queue):
-        /// `WouldBlock` at the limit, `Disconnected` once the peer is gone.
-        pub fn queue<T: serde::Serialize + ?Sized>(
+        /// As [`send`](Self::send).
+        pub async fn queue<T: serde::Serialize + ?Sized>(
+            &mut self,
+            msg: &T,
+        ) -> Result<(), ipc_core::Error> {
+            let channel = self.inner.endpoint_mut().channel();
+            match channel.try_queue(msg) {
+                Err(ipc_core::Error::WouldBlock) => {
+                    self.io
+                        .until(channel, |ch| match ch.try_queue(msg) {
+                            Err(ipc_core::Error::WouldBlock) => None,
+                            done => Some(done),
+                        })
+                        .await
+                }
+                done => done,
+            }
+        }
+
+        /// Queues a message if the send buffer has room (after writing what
+        /// the socket takes), never waiting; see
+        /// [`Channel::try_queue`](ipc_core::Channel::try_queue).
+        ///
+        /// # Errors
+        /// `WouldBlock` when it did not fit: `flush().await` and try again;
+        /// otherwise as [`send`](Self::send).
+        pub fn try_queue<T: serde::Serialize + ?Sized>(
             &mut self,
             msg: &T,
         ) -> Result<(), ipc_core::Error> {
