@@ -254,6 +254,32 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         Ok(())
     }
 
+    /// Queues `msg` like [`queue`](Self::queue), but never waits: when the
+    /// send buffer is full it writes what the socket takes now, and if the
+    /// message still does not fit, gives `Err(WouldBlock)` (wait for the
+    /// socket to be writable, while [`wants_write`](Self::wants_write), or
+    /// for the peer's ACK, which [`try_read_ahead`](Self::try_read_ahead)
+    /// reads, and try again). A message longer than the whole buffer grows
+    /// it, up to the limit. For event loops and async runtimes: the buffer
+    /// stays bounded as with `queue`.
+    ///
+    /// # Errors
+    /// `WouldBlock` as said; otherwise as [`send`](Self::send).
+    pub fn try_queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        self.check_open()?;
+        match self
+            .tx
+            .push_frame(Room::Wait, |buf| wire::plain_frame(buf, msg))
+        {
+            Err(Error::WouldBlock) => {
+                write_now(&mut self.tx, self.sock.as_fd());
+                self.tx
+                    .push_frame(Room::Wait, |buf| wire::plain_frame(buf, msg))
+            }
+            other => other,
+        }
+    }
+
     /// Sends `msg` with `handle` in a `NODE_HANDLE` wrapper and waits for
     /// its [fate](Fate): `Ok` once the peer acknowledged it (the channel has
     /// closed its own copy of the descriptor by then).
@@ -380,6 +406,13 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.tx.next_fate()
     }
 
+    /// The [`Fate`] of the hand-off `ticket` if it is known, taken out of
+    /// the order [`next_fate`](Self::next_fate) gives (the other fates stay
+    /// there). For a caller that waits for one hand-off without blocking.
+    pub fn take_fate(&mut self, ticket: Ticket) -> Option<Fate> {
+        self.tx.take_fate(ticket)
+    }
+
     /// Takes a queued handle back if none of it has been written yet (it
     /// waits behind an unacknowledged one); `None` once it is on the wire,
     /// where only its fate can tell.
@@ -430,6 +463,41 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// peer's ACK instead, which [`try_recv`](Self::try_recv) reads.)
     pub fn wants_write(&self) -> bool {
         self.tx.wants_write()
+    }
+
+    /// Whether everything queued has been written to the kernel (a handle
+    /// may still await its ACK, with nothing held behind it). What
+    /// [`flush`](Self::flush) waits for.
+    pub fn is_written(&self) -> bool {
+        self.tx.is_written()
+    }
+
+    /// Reads once without waiting and puts every complete line through the
+    /// protocol, as a waiting call does meanwhile: the peer's ACKs and
+    /// NACKs take effect (fates become known), its handles are answered,
+    /// its messages are kept for [`recv`](Self::recv). Then writes what is
+    /// owed. For event loops and async runtimes, when the socket is
+    /// readable while they wait to write or for a fate.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing was there to read; `Disconnected` once the
+    /// peer has closed (or the channel was closed); `ReceiveBufferFull`
+    /// when nothing more can be stored until messages are received; a
+    /// fatal `Io` error when reading failed (the channel is closed then).
+    pub fn try_read_ahead(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::Disconnected);
+        }
+        if !self.rx.can_read() {
+            if self.rx.eof() {
+                self.peer_gone();
+                return Err(Error::Disconnected);
+            }
+            return Err(Error::ReceiveBufferFull);
+        }
+        let read = self.read(Wait::DontWait);
+        self.read_ahead();
+        read
     }
 
     /// Handles queued or sent whose fate is not known yet.

@@ -108,6 +108,12 @@ impl Child {
         self.endpoint.is_ready()
     }
 
+    /// Whether `Exit` has been reported.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_reported(&self) -> bool {
+        self.exit_reported
+    }
+
     /// Whether every event has been reported: the channel closed and the
     /// exit status read.
     pub fn is_finished(&self) -> bool {

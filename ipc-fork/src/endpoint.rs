@@ -226,7 +226,7 @@ impl Endpoint {
 
     /// Sends `NODE_SOCKET_ALL_CLOSED` for keys whose last socket has closed
     /// since the sender asked.
-    fn send_due_replies(&mut self) {
+    pub(crate) fn send_due_replies(&mut self) {
         while let Some(reply) = self.accounting.due() {
             let _ = self.channel.try_send(&reply.message());
         }
@@ -252,8 +252,26 @@ impl Endpoint {
     ///
     /// [`Server::key`]: ipc_net::Server::key
     pub fn request_connection_count(&mut self, key: &str) -> Result<(), Error> {
-        self.reported.retain(|(k, _)| k != key);
+        self.forget_reported(key);
         self.channel.send(&SocketQuery::get_count(key))
+    }
+
+    /// Sends the `NODE_SOCKET_ALL_CLOSED` replies due, and has `cx` woken
+    /// when another becomes due (a socket dropped in another task is not
+    /// otherwise noticed by a receiver waiting on its channel).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_due_replies(&mut self, cx: &mut std::task::Context<'_>) {
+        loop {
+            self.send_due_replies();
+            if !self.accounting.wake_when_due(cx.waker()) {
+                return;
+            }
+        }
+    }
+
+    /// Forgets the peer's last answer for `key`, before asking again.
+    pub(crate) fn forget_reported(&mut self, key: &str) {
+        self.reported.retain(|(k, _)| k != key);
     }
 
     /// The peer's answer to the latest

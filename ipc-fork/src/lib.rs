@@ -46,6 +46,8 @@ mod endpoint;
 mod parent;
 mod poller;
 mod startup;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use child::Child;
 pub use command::Command;

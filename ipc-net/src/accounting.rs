@@ -9,12 +9,13 @@
 //! [`SocketAnswer`] the sender's.
 
 use std::sync::Arc;
+use std::task::Waker;
 
 use ipc_core::{Key, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::socket::Socket;
-use crate::tally::{Counted, Tally};
+use crate::tally::{Count, Tally};
 
 /// Internal command asking for a count.
 pub const GET_COUNT: &str = "NODE_SOCKET_GET_COUNT";
@@ -105,7 +106,7 @@ impl SocketAccounting {
     /// Counts a received socket under its key until it is dropped.
     pub fn track(&mut self, socket: &mut Socket) {
         if let Some(key) = socket.key().map(Key::try_from).and_then(Result::ok) {
-            let counted = Counted::new(&self.entry(&key).tally);
+            let counted = Count::new(&self.entry(&key).tally);
             socket.set_counted(counted);
         }
     }
@@ -156,6 +157,20 @@ impl SocketAccounting {
     /// Whether a close request waits for sockets still open.
     pub fn waiting(&self) -> bool {
         self.keys.iter().any(|e| e.close_requested)
+    }
+
+    /// Has `waker` woken when a close request that waits for sockets
+    /// becomes [due](Self::due) (its last socket is dropped, anywhere), for
+    /// an async receiver that is not woken by anything else meanwhile;
+    /// whether one is due already.
+    pub fn wake_when_due(&self, waker: &Waker) -> bool {
+        let mut due = false;
+        for e in self.keys.iter().filter(|e| e.close_requested) {
+            e.tally.wake_when_idle(waker);
+            // After registering: a drop just before it is not missed.
+            due |= e.tally.open() == 0;
+        }
+        due
     }
 }
 

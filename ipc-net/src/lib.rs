@@ -35,15 +35,19 @@
 
 pub mod accounting;
 mod addr;
+mod counted;
 mod datagram;
 mod server;
 mod socket;
 pub mod systemd;
 mod tally;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod verify;
 mod wait;
 
 pub use addr::Addr;
+pub use counted::Counted;
 pub use datagram::Datagram;
 pub use server::Server;
 pub use socket::Socket;

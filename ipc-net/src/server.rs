@@ -13,8 +13,8 @@ use rustix::event::PollFlags;
 use rustix::net::SocketFlags;
 
 use crate::addr::Addr;
-use crate::socket::Socket;
-use crate::tally::{Counted, Tally};
+use crate::socket::{wrong_kind, Socket};
+use crate::tally::{Count, Tally};
 use crate::verify::{inspect, Family, HandleError};
 use crate::wait::blocking;
 
@@ -36,7 +36,7 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
@@ -149,7 +149,7 @@ impl Server {
         if max != 0 && self.tally.open() >= max {
             return None;
         }
-        let counted = Some(Counted::new(&self.tally));
+        let counted = Some(Count::new(&self.tally));
         let key = Arc::clone(&self.key);
         Some(match self.listener {
             Listener::Tcp(_) => {
@@ -233,20 +233,39 @@ impl Server {
         Handle::new(HandleKind::Server, OwnedFd::from(self))
     }
 
-    /// The std listener, if this is TCP.
-    pub fn into_tcp(self) -> Result<TcpListener, Server> {
+    /// The std listener, if this is TCP. It no longer counts the
+    /// connections it accepts, nor refuses them past
+    /// [`set_max_connections`](Self::set_max_connections).
+    ///
+    /// The descriptor keeps its `O_NONBLOCK` flag, which it shares with
+    /// every process holding the server (a Node process sets it): std's
+    /// `accept` then returns `WouldBlock` instead of waiting.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a UNIX listener (it is closed then).
+    pub fn into_tcp(self) -> io::Result<TcpListener> {
         match self.listener {
             Listener::Tcp(l) => Ok(l),
-            listener => Err(Server { listener, ..self }),
+            Listener::Unix(_) => Err(wrong_kind("a UNIX listener, not TCP")),
         }
     }
 
-    /// The std listener, if this is a UNIX socket.
-    pub fn into_unix(self) -> Result<UnixListener, Server> {
+    /// The std listener, if this is a UNIX socket; see
+    /// [`into_tcp`](Self::into_tcp).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a TCP listener (it is closed then).
+    pub fn into_unix(self) -> io::Result<UnixListener> {
         match self.listener {
             Listener::Unix(l) => Ok(l),
-            listener => Err(Server { listener, ..self }),
+            Listener::Tcp(_) => Err(wrong_kind("a TCP listener, not UNIX")),
         }
+    }
+
+    /// The listener, for the conversions of the `tokio` feature.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_listener(self) -> Listener {
+        self.listener
     }
 }
 

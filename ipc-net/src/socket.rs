@@ -11,7 +11,8 @@ use rustix::event::PollFlags;
 use rustix::net::SendFlags;
 
 use crate::addr::Addr;
-use crate::tally::Counted;
+use crate::counted::Counted;
+use crate::tally::Count;
 use crate::verify::{has_peer, inspect, Family, HandleError};
 use crate::wait::blocking;
 
@@ -28,7 +29,7 @@ pub struct Socket {
     stream: Stream,
     /// The accepting server's key (Node's `_connectionKey`), sent along.
     key: Option<Arc<str>>,
-    counted: Option<Counted>,
+    counted: Option<Count>,
 }
 
 #[derive(Debug)]
@@ -50,7 +51,7 @@ impl From<UnixStream> for Stream {
 }
 
 impl Socket {
-    pub(crate) fn accepted(stream: Stream, key: Arc<str>, counted: Option<Counted>) -> Socket {
+    pub(crate) fn accepted(stream: Stream, key: Arc<str>, counted: Option<Count>) -> Socket {
         Socket {
             stream,
             key: Some(key),
@@ -116,7 +117,7 @@ impl Socket {
         self.key = key.map(Arc::from);
     }
 
-    pub(crate) fn set_counted(&mut self, counted: Counted) {
+    pub(crate) fn set_counted(&mut self, counted: Count) {
         self.counted = Some(counted);
     }
 
@@ -136,21 +137,44 @@ impl Socket {
         }
     }
 
-    /// The std stream, if this is TCP.
-    pub fn into_tcp(self) -> Result<TcpStream, Socket> {
-        match self.stream {
-            Stream::Tcp(s) => Ok(s),
-            stream => Err(Socket { stream, ..self }),
+    /// The std stream, if this is TCP, still counted as a connection
+    /// until it is dropped (see [`Counted`]).
+    ///
+    /// The descriptor keeps its `O_NONBLOCK` flag, which it shares with
+    /// the sender's copy (a Node sender sets it): std's reads and writes
+    /// then return `WouldBlock` instead of waiting. This `Socket`'s own
+    /// `Read` and `Write` wait in either case.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a UNIX socket (it is closed then).
+    pub fn into_tcp(self) -> io::Result<Counted<TcpStream>> {
+        match self.into_parts() {
+            (Stream::Tcp(s), counted) => Ok(Counted::new(s, counted)),
+            (Stream::Unix(_), _) => Err(wrong_kind("a UNIX socket, not TCP")),
         }
     }
 
-    /// The std stream, if this is a UNIX socket.
-    pub fn into_unix(self) -> Result<UnixStream, Socket> {
-        match self.stream {
-            Stream::Unix(s) => Ok(s),
-            stream => Err(Socket { stream, ..self }),
+    /// The std stream, if this is a UNIX socket, still counted as a
+    /// connection until it is dropped; see [`into_tcp`](Self::into_tcp).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a TCP socket (it is closed then).
+    pub fn into_unix(self) -> io::Result<Counted<UnixStream>> {
+        match self.into_parts() {
+            (Stream::Unix(s), counted) => Ok(Counted::new(s, counted)),
+            (Stream::Tcp(_), _) => Err(wrong_kind("a TCP socket, not UNIX")),
         }
     }
+
+    /// The stream and its place in the count.
+    pub(crate) fn into_parts(self) -> (Stream, Option<Count>) {
+        (self.stream, self.counted)
+    }
+}
+
+/// The error of a conversion to the other kind of socket.
+pub(crate) fn wrong_kind(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
 }
 
 impl From<TcpStream> for Socket {

@@ -678,3 +678,74 @@ fn threads_sharing_a_channel_never_interleave_frames() {
         s.join().unwrap();
     }
 }
+
+/// The non-blocking pieces an event loop or async runtime waits with:
+/// `try_queue` never waits (nor grows the buffer), `try_read_ahead` reads ACKs
+/// and keeps messages, `take_fate` takes one fate and leaves the others,
+/// `is_written` says when a flush is done.
+#[test]
+fn non_blocking_pieces_for_event_loops() {
+    let _serial = serial();
+    let (mut ch, mut peer) = channel_and_peer();
+    // Far more than the socket and the 4 KiB buffer take: queued until
+    // both are full, then WouldBlock; the rest once the peer reads.
+    let payload = "x".repeat(1000);
+    let mut queued = 0;
+    while ch.try_queue(&payload).is_ok() {
+        queued += 1;
+    }
+    assert_eq!(ch.try_queue(&payload), Err(Error::WouldBlock));
+    assert!(ch.wants_write() && !ch.is_written());
+    assert_eq!(ch.try_read_ahead(), Err(Error::WouldBlock));
+    let mut read = 0;
+    while read < 2000 {
+        assert_eq!(peer.read_text().len(), 1002);
+        read += 1;
+        while queued < 2000 && ch.try_queue(&payload).is_ok() {
+            queued += 1;
+        }
+        let _ = ch.try_flush();
+    }
+    assert!(ch.is_written());
+
+    // Two hand-offs; the peer answers the second's wait with a message and
+    // an ACK for each.
+    let tickets: Vec<_> = (0..2)
+        .map(|_| {
+            let (_x, y) = stream_pair();
+            ch.queue_handle(&"s", Handle::new(HandleKind::Socket, y))
+                .unwrap()
+        })
+        .collect();
+    let _ = ch.try_flush();
+    assert_eq!(peer.read_line().1.len(), 1); // the first handle line
+    peer.write(b"\"meanwhile\"\n", &[]);
+    peer.write(ACK, &[]);
+    while ch.take_fate(tickets[0]).is_none() {
+        match ch.try_read_ahead() {
+            Ok(()) | Err(Error::WouldBlock) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let _ = ch.try_flush();
+    assert_eq!(peer.read_line().1.len(), 1); // the second, once the first was ACKed
+    peer.write(ACK, &[]);
+    while ch.handles_in_flight() > 0 {
+        let _ = ch.try_read_ahead();
+    }
+    assert!(ch.take_fate(tickets[0]).is_none(), "taken once");
+    // The fate nobody took, and the message read ahead.
+    assert!(matches!(
+        ch.try_recv_incoming().unwrap(),
+        Incoming::Fate(Fate::Acknowledged(t)) if t == tickets[1]
+    ));
+    assert!(matches!(
+        ch.try_recv_incoming().unwrap(),
+        Incoming::Message(m, _) if m.as_str() == "\"meanwhile\""
+    ));
+    assert_eq!(ch.try_recv_incoming().unwrap_err(), Error::WouldBlock);
+
+    drop(peer);
+    while ch.try_read_ahead() != Err(Error::Disconnected) {}
+    assert!(!ch.is_connected());
+}

@@ -232,6 +232,18 @@ fn bench_quick_prints_every_figure() {
             );
         }
     }
+    // With the tokio feature (the demo's too), the async path's figures.
+    if cfg!(feature = "tokio") {
+        for name in ["throughput_small", "throughput_1k"] {
+            for line in [format!("async_{name}: "), format!("ratio_async_{name}: ")] {
+                assert!(stdout.contains(&line), "{line} missing:\n{stdout}");
+            }
+        }
+        assert!(
+            stdout.contains("async_allocs_per_msg: 0.000 allocs"),
+            "{stdout}"
+        );
+    }
 }
 
 /// `demo bench NAME` measures only that figure; an unknown name is refused

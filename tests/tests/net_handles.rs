@@ -94,6 +94,51 @@ fn connection_count_follows_accept_and_drop() {
     });
 }
 
+/// A socket converted to a std stream stays counted until the stream is
+/// dropped: by its server, and by a receiver's `NODE_SOCKET_*` accounting.
+/// Converting to the wrong kind is an `InvalidInput` error.
+#[test]
+fn converted_sockets_stay_counted() {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    let _c1 = TcpStream::connect(addr).unwrap();
+    let stream = server.accept().unwrap().into_tcp().unwrap();
+    assert!(stream.is_counted());
+    assert_eq!(server.connections(), Some(1));
+    drop(stream);
+    assert_eq!(server.connections(), Some(0));
+    let _c2 = TcpStream::connect(addr).unwrap();
+    let uncounted = server.accept().unwrap().into_tcp().unwrap().into_inner();
+    assert_eq!(server.connections(), Some(0));
+    drop(uncounted);
+
+    // Received with a key: counted for the sender's getConnections().
+    let _c3 = TcpStream::connect(addr).unwrap();
+    let handle = server.accept().unwrap().into_handle();
+    let mut accounting = ipc_net::accounting::SocketAccounting::default();
+    let ipc_net::Received::Socket(mut received) = ipc_net::Received::from_handle(handle).unwrap()
+    else {
+        panic!("not a socket");
+    };
+    accounting.track(&mut received);
+    let mut stream = received.into_tcp().unwrap();
+    assert_eq!(accounting.count(server.key()), 1);
+    stream.write_all(b"still a stream").unwrap();
+    drop(stream);
+    assert_eq!(accounting.count(server.key()), 0);
+
+    let (a, _b) = UnixStream::pair().unwrap();
+    let err = Socket::from(a).into_tcp().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let path = std::env::temp_dir().join(format!("ipc-net-convert-{}", std::process::id()));
+    let unix = Server::bind_unix(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        unix.into_tcp().unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+}
+
 #[test]
 fn unix_listener_serves_in_the_child() {
     let dir = std::env::temp_dir().join(format!("ipc-net-test-{}", std::process::id()));

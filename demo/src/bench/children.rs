@@ -13,6 +13,8 @@
 //! - `raw-count NAME BYTES`: connects to NAME, reads BYTES bytes, writes one.
 //! - `lines-count N`: on the socket that is its stdin, says `ready`, reads
 //!   N JSON lines, each into an [`OwnedMsg`], then says `done`.
+//! - `async-count N`, `async-allocs WARMUP N`: `count` and `allocs` on
+//!   tokio (the `tokio` feature; see `ours_async`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
@@ -35,6 +37,10 @@ struct OwnedMsg {
 /// Runs the child role `args`; the process's exit code.
 pub fn run(args: &[String]) -> i32 {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    #[cfg(feature = "tokio")]
+    if let Some(code) = super::ours_async::run_child(&words) {
+        return code;
+    }
     let number = |s: &str| s.parse::<u64>().ok();
     match words.as_slice() {
         ["count", n] => number(n).map_or(2, count),

@@ -3,14 +3,17 @@
 //! in the same run. Release builds, medians of several runs. One
 //! `name: value unit` line per figure on stdout, plus `raw_*`, `lines_*`,
 //! `node_*` and `ratio_*` (ours over Node's, oriented so that bigger is
-//! better for us; `ratio_lines_*`: ours over `lines_*`). Progress goes to
-//! stderr.
+//! better for us; `ratio_lines_*`: ours over `lines_*`). With the `tokio`
+//! feature, `async_*` figures too: ours through `ipc_fork::tokio`, and
+//! `ratio_async_*`, async over blocking. Progress goes to stderr.
 
 mod allocs;
 mod children;
 mod lines;
 mod node;
 mod ours;
+#[cfg(feature = "tokio")]
+mod ours_async;
 mod progress;
 mod raw;
 
@@ -110,24 +113,42 @@ fn median_of(
 /// A throughput side: messages/s for `n` messages of a payload.
 type Throughput = fn(u64, &str) -> io::Result<f64>;
 
-/// Medians of ours, raw and lines for throughput figure `figure`. The runs
-/// take turns (ours, raw, lines, ours, ...), so that a slow spell of the
-/// machine falls on every side alike instead of on one side's block of
-/// runs and the ratios hold still better.
-fn throughput_medians(figure: &str, plan: &Plan, payload: &str) -> io::Result<[f64; 3]> {
-    let sides: [(&str, Throughput); 3] = [
+/// Medians of ours, raw, lines and (with the `tokio` feature) async for
+/// throughput figure `figure`. The runs take turns (ours, raw, lines,
+/// async, ours, ...), so that a slow spell of the machine falls on every
+/// side alike instead of on one side's block of runs and the ratios hold
+/// still better.
+fn throughput_medians(figure: &str, plan: &Plan, payload: &str) -> io::Result<Vec<f64>> {
+    #[allow(unused_mut)] // without tokio
+    let mut sides: Vec<(&str, Throughput)> = vec![
         ("ours", ours::throughput),
         ("raw", raw::throughput),
         ("lines", lines::throughput),
     ];
-    let mut rates = sides.map(|_| Vec::with_capacity(plan.runs));
+    #[cfg(feature = "tokio")]
+    sides.push(("async", ours_async::throughput));
+    let mut rates = vec![Vec::with_capacity(plan.runs); sides.len()];
     for i in 1..=plan.runs {
         for ((side, f), rates) in sides.iter().zip(&mut rates) {
             progress::run(figure, side, i, plan.runs);
             rates.push(f(plan.messages, payload)?);
         }
     }
-    Ok(rates.map(median))
+    Ok(rates.into_iter().map(median).collect())
+}
+
+/// Says once, on stderr, that the `async_*` figures need the `tokio`
+/// feature.
+fn without_async() {
+    #[cfg(not(feature = "tokio"))]
+    {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            warning(format_args!(
+                "no async_* figures: build the demo with --features tokio for them"
+            ))
+        });
+    }
 }
 
 /// Prints one `name: value unit` line on stdout.
@@ -236,8 +257,16 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         "throughput_small" | "throughput_1k" => {
             let len: usize = if name == "throughput_small" { 16 } else { 1024 };
             let payload = "x".repeat(len);
-            let [ours, raw, lines] = throughput_medians(name, plan, &payload)?;
+            let medians = throughput_medians(name, plan, &payload)?;
+            let (ours, raw, lines) = (medians[0], medians[1], medians[2]);
             line(name, ours, "msg/s");
+            match medians.get(3) {
+                Some(&async_rate) => {
+                    line(&format!("async_{name}"), async_rate, "msg/s");
+                    ratio(&format!("ratio_async_{name}"), async_rate / ours);
+                }
+                None => without_async(),
+            }
             line(&format!("raw_{name}"), raw, "msg/s");
             line(&format!("lines_{name}"), lines, "msg/s");
             ratio(&format!("ratio_lines_{name}"), ours / lines);
@@ -323,14 +352,30 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "allocs_per_msg" => {
             progress::step(name, "ours");
-            match ours::allocs_per_msg(plan.messages)? {
-                Some(per_msg) => {
-                    progress::clear();
-                    say!("{name}: {per_msg:.3} allocs");
+            let blocking = ours::allocs_per_msg(plan.messages)?;
+            #[cfg(feature = "tokio")]
+            let sides = {
+                progress::step(name, "async");
+                [
+                    ("", blocking),
+                    ("async_", ours_async::allocs_per_msg(plan.messages)?),
+                ]
+            };
+            #[cfg(not(feature = "tokio"))]
+            let sides = {
+                without_async();
+                [("", blocking)]
+            };
+            for (prefix, per_msg) in sides {
+                match per_msg {
+                    Some(per_msg) => {
+                        progress::clear();
+                        say!("{prefix}{name}: {per_msg:.3} allocs");
+                    }
+                    None => warning(format_args!(
+                        "{prefix}{name} needs the demo binary's counting allocator"
+                    )),
                 }
-                None => warning(format_args!(
-                    "{name} needs the demo binary's counting allocator"
-                )),
             }
         }
         other => unreachable!("not a figure: {other}"),
