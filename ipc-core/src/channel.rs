@@ -132,7 +132,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     pub fn new(sock: impl Into<OwnedFd>) -> Result<Self, Error> {
         let sock = sock.into();
         if rustix::net::sockopt::socket_type(&sock)? != SocketType::STREAM {
-            return Err(Error::Io(rustix::io::Errno::INVAL));
+            return Err(Error::Io(rustix::io::Errno::INVAL.into()));
         }
         rustix::io::ioctl_fionbio(&sock, false)?;
         Ok(Channel {

@@ -25,7 +25,7 @@ pub enum Error {
     /// [`wants_write`](crate::Channel::wants_write)).
     WouldBlock,
     /// A system call failed.
-    Io(Errno),
+    Io(OsError),
     /// A received line is not one JSON value (invalid JSON, an empty line, bad
     /// UTF-8); it was skipped.
     BadFrame(JsonError),
@@ -123,7 +123,7 @@ impl From<Errno> for Error {
         match e {
             Errno::AGAIN => Error::WouldBlock,
             Errno::PIPE | Errno::CONNRESET => Error::Disconnected,
-            e => Error::Io(e),
+            e => Error::Io(OsError(e)),
         }
     }
 }
@@ -136,12 +136,77 @@ impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         use std::io::ErrorKind;
         match e {
-            Error::Io(errno) => errno.into(),
+            Error::Io(os) => os.into(),
             Error::WouldBlock => ErrorKind::WouldBlock.into(),
             Error::TimedOut => ErrorKind::TimedOut.into(),
             Error::Disconnected => std::io::Error::new(ErrorKind::BrokenPipe, e),
             e => std::io::Error::new(ErrorKind::InvalidData, e),
         }
+    }
+}
+
+/// The channel's reading of an `io::Error` (from a wait or a conversion):
+/// `WouldBlock`, `TimedOut` and broken pipes keep their meaning, any other
+/// OS error becomes [`Error::Io`] (`EIO` when it carries no number).
+#[cfg(feature = "std")]
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::WouldBlock => Error::WouldBlock,
+            ErrorKind::TimedOut => Error::TimedOut,
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => Error::Disconnected,
+            _ => Error::Io(OsError::from_raw(
+                e.raw_os_error().unwrap_or(Errno::IO.raw_os_error()),
+            )),
+        }
+    }
+}
+
+/// An error number from the operating system (`errno`), as a system call
+/// returned it: this crate's own type, so that users need not depend on the
+/// system-call crate underneath. With `std` it converts into
+/// [`std::io::Error`] (same `raw_os_error`, same `kind`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OsError(Errno);
+
+impl OsError {
+    /// The error with number `raw` (e.g. `libc::EMFILE`).
+    pub fn from_raw(raw: i32) -> OsError {
+        OsError(Errno::from_raw_os_error(raw))
+    }
+
+    /// The error's number, as `std::io::Error::raw_os_error` gives it.
+    pub fn raw(self) -> i32 {
+        self.0.raw_os_error()
+    }
+}
+
+impl From<Errno> for OsError {
+    fn from(e: Errno) -> Self {
+        OsError(e)
+    }
+}
+
+impl fmt::Debug for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OsError({})", self.raw())
+    }
+}
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for OsError {}
+
+#[cfg(feature = "std")]
+impl From<OsError> for std::io::Error {
+    fn from(e: OsError) -> Self {
+        std::io::Error::from_raw_os_error(e.raw())
     }
 }
 

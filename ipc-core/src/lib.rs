@@ -95,7 +95,7 @@ pub mod wire;
 
 pub use channel::{Channel, Incoming, Sender, DEFAULT_CAPACITY, DEFAULT_LIMIT};
 pub use envelope::MAX_CMD_LEN;
-pub use error::{Error, SendError};
+pub use error::{Error, OsError, SendError};
 pub use fate::{Fate, Ticket};
 pub use handle::{Handle, HandleKind, Key, UdpFamily, MAX_KEY_LEN};
 pub use message::Message;

@@ -111,7 +111,7 @@ pub fn send_all_with_fds(
 
 /// What one [`recv_with_fds`] call got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub struct Receipt {
     /// Bytes written to the buffer; 0 means the peer closed (EOF).
     pub bytes: usize,
     /// The kernel cut the control data (`MSG_CTRUNC`), or more than
@@ -136,7 +136,7 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     fds: &mut ReceivedFds,
     wait: Wait,
-) -> Result<Received, Errno> {
+) -> Result<Receipt, Errno> {
     fds.clear();
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_CALL))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -163,7 +163,7 @@ pub fn recv_with_fds(
     if fds_truncated {
         fds.clear();
     }
-    Ok(Received {
+    Ok(Receipt {
         bytes: msg.bytes,
         fds_truncated,
     })
@@ -175,7 +175,7 @@ pub fn recv_with_fds(
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/poll.2.html)
-pub fn wait(
+pub(crate) fn wait(
     sock: BorrowedFd<'_>,
     events: PollFlags,
     deadline: Deadline,
@@ -198,7 +198,7 @@ pub fn wait(
 
 /// When a blocking call gives up: a point on the monotonic clock, or never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deadline(Option<Timespec>);
+pub(crate) struct Deadline(Option<Timespec>);
 
 impl Deadline {
     /// No deadline: wait as long as it takes.

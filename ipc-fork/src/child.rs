@@ -7,6 +7,7 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use ipc_core::Error;
 
 use crate::endpoint::{as_endpoint, endpoint_methods, Endpoint, Event};
+use crate::signal::Signal;
 
 /// A running child with its channel: Node's `ChildProcess`.
 ///
@@ -17,9 +18,11 @@ use crate::endpoint::{as_endpoint, endpoint_methods, Endpoint, Event};
 /// crashed, or disconnected), then `Exit` with the exit status.
 ///
 /// Dropping a `Child` closes the channel but neither kills nor reaps the
-/// process (as with `std::process::Child`): a child that exits later stays a
-/// zombie until this process exits. Call [`wait`](Child::wait) (or read
-/// `Exit`) to reap it.
+/// process (as with `std::process::Child`, and as Node's children outlive
+/// their `ChildProcess`): a child that exits later stays a zombie until this
+/// process exits. Call [`wait`](Child::wait) (or read `Exit`) to reap it,
+/// or start it with [`Command::kill_on_drop`](crate::Command::kill_on_drop)
+/// to have the drop kill and reap it.
 ///
 /// [`Parent`]: crate::Parent
 #[derive(Debug)]
@@ -30,10 +33,16 @@ pub struct Child {
     pidfd: Option<OwnedFd>,
     status: Option<ExitStatus>,
     exit_reported: bool,
+    /// [`Command::kill_on_drop`](crate::Command::kill_on_drop).
+    kill_on_drop: bool,
 }
 
 impl Child {
-    pub(crate) fn new(process: std::process::Child, sock: OwnedFd) -> io::Result<Child> {
+    pub(crate) fn new(
+        process: std::process::Child,
+        sock: OwnedFd,
+        kill_on_drop: bool,
+    ) -> io::Result<Child> {
         let endpoint = Endpoint::new(sock).map_err(io::Error::from)?;
         let pidfd = rustix::process::Pid::from_raw(process.id() as i32).and_then(|pid| {
             rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
@@ -44,6 +53,7 @@ impl Child {
             pidfd,
             status: None,
             exit_reported: false,
+            kill_on_drop,
         })
     }
 
@@ -66,7 +76,7 @@ impl Child {
         if self.exit_reported {
             return Err(Error::Disconnected);
         }
-        let status = self.wait().map_err(io_to_error)?;
+        let status = self.wait().map_err(Error::from)?;
         self.exit_reported = true;
         Ok(Event::Exit(status))
     }
@@ -82,7 +92,7 @@ impl Child {
             return self.endpoint.try_recv();
         }
         if !self.exit_reported {
-            if let Some(status) = self.try_wait().map_err(io_to_error)? {
+            if let Some(status) = self.try_wait().map_err(Error::from)? {
                 self.exit_reported = true;
                 return Ok(Event::Exit(status));
             }
@@ -132,17 +142,27 @@ impl Child {
         self.process.kill()
     }
 
-    /// Sends `signal` to the child, unless it has been reaped already.
+    /// Sends `signal` to the child, unless it has been reaped already
+    /// (then it does nothing). `child.signal(Signal::TERM)` is Node's
+    /// `subprocess.kill()`. The signal goes through the child's pidfd where
+    /// the kernel has them, so it can never reach another process that
+    /// reused the pid.
     ///
     /// # Errors
-    /// `ESRCH` style errors from `kill(2)`.
-    pub fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
+    /// As `kill(2)`: `EPERM` when the child now runs as a user this
+    /// process may not signal. A child that exited but is not reaped yet
+    /// still takes signals (they are ignored), so that is not an error.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
         if self.status.is_some() {
             return Ok(());
         }
+        if let Some(pidfd) = &self.pidfd {
+            return rustix::process::pidfd_send_signal(pidfd, signal.to_rustix())
+                .map_err(io::Error::from);
+        }
         let pid = rustix::process::Pid::from_raw(self.process.id() as i32)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such process"))?;
-        rustix::process::kill_process(pid, signal).map_err(io::Error::from)
+        rustix::process::kill_process(pid, signal.to_rustix()).map_err(io::Error::from)
     }
 
     /// Waits for the child to exit. The channel stays as it is: call
@@ -192,12 +212,14 @@ impl Child {
         self.process.stdin.take()
     }
 
-    /// The child's stdout, when started silent.
+    /// The parent's end of the child's stdout pipe, once, when it was
+    /// [`Stdio::Piped`](crate::Stdio::Piped) (or [`silent`](crate::Command::silent)).
     pub fn stdout(&mut self) -> Option<ChildStdout> {
         self.process.stdout.take()
     }
 
-    /// The child's stderr, when started silent.
+    /// The parent's end of the child's stderr pipe, once, when it was
+    /// [`Stdio::Piped`](crate::Stdio::Piped) (or [`silent`](crate::Command::silent)).
     pub fn stderr(&mut self) -> Option<ChildStderr> {
         self.process.stderr.take()
     }
@@ -211,10 +233,14 @@ impl AsFd for Child {
     }
 }
 
-fn io_to_error(e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(code) => Error::Io(rustix::io::Errno::from_raw_os_error(code)),
-        None => Error::Io(rustix::io::Errno::IO),
+/// With [`Command::kill_on_drop`](crate::Command::kill_on_drop): kills the
+/// child if it still runs, and reaps it.
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.kill_on_drop && self.status.is_none() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
     }
 }
 

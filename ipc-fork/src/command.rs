@@ -1,29 +1,101 @@
 //! [`Command`]: starting a child with the channel on descriptor 3.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::child::Child;
 use crate::CHANNEL_FD;
 
+/// What one of a child's standard streams is connected to
+/// ([`Command::stdin`], [`stdout`](Command::stdout),
+/// [`stderr`](Command::stderr)). Unlike `std::process::Stdio` it can be
+/// used for any number of spawns: a descriptor is duplicated for each.
+#[derive(Debug)]
+pub enum Stdio {
+    /// The parent's own stream (the default).
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe to the parent: [`Child::stdin`], [`Child::stdout`],
+    /// [`Child::stderr`] take its end.
+    Piped,
+    /// This descriptor (a file, a socket, one end of a pipe).
+    Fd(OwnedFd),
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio::Fd(fd)
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(file: File) -> Stdio {
+        Stdio::Fd(file.into())
+    }
+}
+
+impl Stdio {
+    /// The `std` form for one spawn.
+    fn for_spawn(&self) -> io::Result<std::process::Stdio> {
+        Ok(match self {
+            Stdio::Inherit => std::process::Stdio::inherit(),
+            Stdio::Null => std::process::Stdio::null(),
+            Stdio::Piped => std::process::Stdio::piped(),
+            Stdio::Fd(fd) => fd.try_clone()?.into(),
+        })
+    }
+}
+
 /// Builds a child process with a Node-compatible channel, like Node's
 /// `child_process.fork()`: the child gets one end of a socketpair as
-/// descriptor 3, `NODE_CHANNEL_FD=3` and
-/// `NODE_CHANNEL_SERIALIZATION_MODE=json`. The child may be a Rust program
-/// using [`parent`](crate::parent) or `node script.js`.
+/// descriptor 3 (see [`channel_fd`](Command::channel_fd)),
+/// `NODE_CHANNEL_FD=3` and `NODE_CHANNEL_SERIALIZATION_MODE=json`. The child
+/// may be a Rust program using [`parent`](crate::parent) or
+/// `node script.js`.
+///
+/// Beside what `std::process::Command` offers (arguments, environment,
+/// working directory, per-stream stdio), it places extra descriptors at
+/// chosen numbers ([`fd`](Command::fd), as systemd passes sockets), and
+/// starts the child in a process group ([`process_group`](Command::process_group)),
+/// as another user ([`uid`](Command::uid), [`gid`](Command::gid), Node's
+/// fork options of the same names), or replaces the current process
+/// ([`exec`](Command::exec)).
+///
+/// ```no_run
+/// use ipc_fork::{Command, Signal, Stdio};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut child = Command::new("node")
+///     .arg("worker.js")
+///     .stdout(Stdio::Piped)
+///     .process_group(0)
+///     .kill_on_drop(true)
+///     .spawn()?;
+/// child.send(&"hello")?;
+/// child.signal(Signal::TERM)?; // Node's child.kill()
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Command {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
-    silent: bool,
+    stdio: [Stdio; 3],
+    channel_fd: RawFd,
+    fds: Vec<(RawFd, OwnedFd)>,
+    process_group: Option<i32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    kill_on_drop: bool,
 }
 
 impl Command {
@@ -35,12 +107,21 @@ impl Command {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
-            silent: false,
+            stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+            channel_fd: CHANNEL_FD,
+            fds: Vec::new(),
+            process_group: None,
+            uid: None,
+            gid: None,
+            kill_on_drop: false,
         }
     }
 
     /// A child running this very executable again, as Node's cluster does:
     /// give it arguments that select its worker role.
+    ///
+    /// # Errors
+    /// As `std::env::current_exe`.
     pub fn current_exe() -> io::Result<Command> {
         Ok(Command::new(std::env::current_exe()?))
     }
@@ -77,18 +158,101 @@ impl Command {
         self
     }
 
-    /// Node's `silent`: the child's stdin, stdout and stderr are pipes to
-    /// the parent ([`Child::stdout`] etc.) instead of inherited.
+    /// The child's standard input.
+    pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
+        self.stdio[0] = stdio.into();
+        self
+    }
+
+    /// The child's standard output.
+    pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
+        self.stdio[1] = stdio.into();
+        self
+    }
+
+    /// The child's standard error.
+    pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
+        self.stdio[2] = stdio.into();
+        self
+    }
+
+    /// Node's `silent`: `true` makes all three standard streams
+    /// [`Stdio::Piped`], `false` all three [`Stdio::Inherit`].
     pub fn silent(&mut self, silent: bool) -> &mut Command {
-        self.silent = silent;
+        let stdio = || if silent { Stdio::Piped } else { Stdio::Inherit };
+        self.stdio = [stdio(), stdio(), stdio()];
+        self
+    }
+
+    /// The descriptor number the channel gets in the child (3 unless set;
+    /// `NODE_CHANNEL_FD` says which). Move it when descriptor 3 must hold
+    /// something else, e.g. the first socket of a systemd-style `LISTEN_FDS`
+    /// hand-over. Numbers below 3 are refused by [`spawn`](Command::spawn).
+    pub fn channel_fd(&mut self, number: RawFd) -> &mut Command {
+        self.channel_fd = number;
+        self
+    }
+
+    /// Gives the child `fd` as descriptor `number` (systemd style: a
+    /// listening socket at 3, 4, ...), without close-on-exec. The
+    /// descriptor stays open here until the `Command` is dropped, and is
+    /// duplicated into every child spawned. Placements may name any free
+    /// numbers (even ones the sources occupy here: they are moved out of the
+    /// way first); a number given twice, or one of 0, 1, 2 (use
+    /// [`stdin`](Command::stdin) and friends) or the channel's, is refused by
+    /// [`spawn`](Command::spawn).
+    pub fn fd(&mut self, number: RawFd, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.fds.push((number, fd.into()));
+        self
+    }
+
+    /// Starts the child in process group `pgid` (`setpgid(2)`): 0 makes it
+    /// the leader of a new group, so that signals for this process's group
+    /// (Ctrl-C in a terminal) do not reach it and `kill(-pid, sig)` reaches
+    /// it and its own children.
+    pub fn process_group(&mut self, pgid: i32) -> &mut Command {
+        self.process_group = Some(pgid);
+        self
+    }
+
+    /// Runs the child as user `uid` (`setuid(2)`, Node's `uid` option),
+    /// e.g. a parent running as root hands a port below 1024 to a child
+    /// running as `nobody`. As root, the child's supplementary groups are
+    /// dropped too. Set [`gid`](Command::gid) as well, or the child keeps
+    /// this process's group.
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group `gid` (`setgid(2)`, Node's `gid` option).
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Whether dropping the [`Child`] kills (`SIGKILL`) and reaps the
+    /// process if it still runs. Off by default, as with
+    /// `std::process::Child` and Node (a child outlives its handle); when
+    /// off, a dropped child that exits later stays a zombie until this
+    /// process exits or reaps it.
+    pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.kill_on_drop = kill;
         self
     }
 
     /// Starts the child.
     ///
     /// Both socket ends are created close-on-exec, and only the child's copy
-    /// of its end becomes descriptor 3 (between fork and exec), so children
-    /// started at the same time from other threads inherit nothing.
+    /// of its end becomes the channel's descriptor (between fork and exec),
+    /// so children started at the same time from other threads inherit
+    /// nothing.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad descriptor placement (see
+    /// [`fd`](Command::fd)); otherwise as `std::process::Command::spawn`
+    /// (the program was not found, `setuid` was refused, ...) or the
+    /// `socketpair(2)` failed (`EMFILE`).
     pub fn spawn(&self) -> io::Result<Child> {
         let (ours, theirs) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -96,6 +260,49 @@ impl Command {
             SocketFlags::CLOEXEC,
             None,
         )?;
+        let mut cmd = self.std_command(Some(theirs.as_raw_fd()))?;
+        cmd.env("NODE_CHANNEL_FD", self.channel_fd.to_string());
+        cmd.env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
+        let process = cmd.spawn()?;
+        drop(theirs);
+        Child::new(process, ours, self.kill_on_drop)
+    }
+
+    /// Replaces this process with the program (`execve(2)`), as a restart in
+    /// place does: same pid, so the process's own parent and supervisor
+    /// keep it, and the descriptors given with [`fd`](Command::fd) stay
+    /// open at their numbers (everything else close-on-exec closes, as
+    /// usual). No channel is created and `NODE_CHANNEL_FD` is removed: pass
+    /// this process's own channel on with `fd` and
+    /// `env("NODE_CHANNEL_FD", ..)` if the new program should keep it.
+    /// Returns only on failure.
+    ///
+    /// # Errors
+    /// The reason `execve` (or the set-up before it) failed; this process
+    /// carries on unchanged except for descriptor placements.
+    pub fn exec(&self) -> io::Error {
+        match self.std_command(None) {
+            Ok(mut cmd) => {
+                cmd.env_remove("NODE_CHANNEL_FD");
+                cmd.env_remove("NODE_CHANNEL_SERIALIZATION_MODE");
+                cmd.exec()
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// The `std` command with everything but the channel's variables;
+    /// `channel` is this spawn's end of the socketpair.
+    fn std_command(&self, channel: Option<RawFd>) -> io::Result<std::process::Command> {
+        let mut placements: Vec<(RawFd, RawFd)> = self
+            .fds
+            .iter()
+            .map(|(n, fd)| (fd.as_raw_fd(), *n))
+            .collect();
+        if let Some(raw) = channel {
+            placements.push((raw, self.channel_fd));
+        }
+        check_placements(&placements)?;
         let mut cmd = std::process::Command::new(&self.program);
         cmd.args(&self.args);
         for (k, v) in &self.env {
@@ -104,44 +311,73 @@ impl Command {
                 None => cmd.env_remove(k),
             };
         }
-        cmd.env("NODE_CHANNEL_FD", CHANNEL_FD.to_string());
-        cmd.env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
-        if self.silent {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+        let [stdin, stdout, stderr] = &self.stdio;
+        cmd.stdin(stdin.for_spawn()?)
+            .stdout(stdout.for_spawn()?)
+            .stderr(stderr.for_spawn()?);
+        if let Some(pgid) = self.process_group {
+            cmd.process_group(pgid);
         }
-        let raw = theirs.as_raw_fd();
-        // SAFETY: the closure runs in the child between fork and exec, and
-        // only makes async-signal-safe system calls on plain integers; it
-        // allocates nothing and touches no lock.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || place_channel(raw));
+        if let Some(gid) = self.gid {
+            cmd.gid(gid);
         }
-        let process = cmd.spawn()?;
-        drop(theirs);
-        Child::new(process, ours)
+        if let Some(uid) = self.uid {
+            cmd.uid(uid);
+        }
+        if !placements.is_empty() {
+            // SAFETY: the closure runs in the child between fork and exec
+            // (or just before exec), and only makes async-signal-safe
+            // system calls on plain integers; it allocates nothing and
+            // touches no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(move || place_fds(&mut placements));
+            }
+        }
+        Ok(cmd)
     }
 }
 
-/// In the child: makes `raw` descriptor 3, without close-on-exec.
-fn place_channel(raw: i32) -> io::Result<()> {
-    // SAFETY: dup2 and fcntl on integer descriptors; async-signal-safe.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        if raw == CHANNEL_FD {
-            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly.
-            libc::fcntl(raw, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(raw, CHANNEL_FD)
+/// Refuses placements onto the standard streams and numbers given twice.
+fn check_placements(placements: &[(RawFd, RawFd)]) -> io::Result<()> {
+    for (i, &(_, number)) in placements.iter().enumerate() {
+        let taken = placements[..i].iter().any(|&(_, n)| n == number);
+        if number <= 2 || taken {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot place a descriptor at {number}: standard stream or given twice"),
+            ));
         }
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// In the child: makes each `(source, number)` descriptor `number`, without
+/// close-on-exec. Sources first move above every target, so that no
+/// `dup2` overwrites a source still to be placed.
+fn place_fds(placements: &mut [(RawFd, RawFd)]) -> io::Result<()> {
+    let floor = placements.iter().map(|&(_, n)| n).max().unwrap_or(0) + 1;
+    for (source, _) in placements.iter_mut() {
+        // SAFETY: fcntl on an integer descriptor; async-signal-safe.
+        #[allow(unsafe_code)]
+        let moved = unsafe { libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, floor) };
+        if moved < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        *source = moved;
+    }
+    for &(source, number) in placements.iter() {
+        // SAFETY: dup2 on integer descriptors; async-signal-safe. The copy
+        // at `number` is not close-on-exec; the moved source is, and goes
+        // at exec.
+        #[allow(unsafe_code)]
+        let placed = unsafe { libc::dup2(source, number) };
+        if placed < 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }

@@ -45,16 +45,18 @@ mod command;
 mod endpoint;
 mod parent;
 mod poller;
+mod signal;
 mod startup;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use child::Child;
-pub use command::Command;
+pub use command::{Command, Stdio};
 pub use endpoint::{Endpoint, Event};
 pub use ipc_core::{Fate, Ticket};
 pub use parent::{has_parent, parent, Parent, ParentError};
 pub use poller::{ChildId, Interest, Poller, Ready, Token};
+pub use signal::Signal;
 
 /// The descriptor number the child's end of the channel gets (Node uses the
 /// index of `'ipc'` in `stdio`; `fork()` puts it at 3).

@@ -89,7 +89,7 @@ pub fn listen_servers() -> Result<Vec<(String, Server)>, ListenFdsError> {
             .unwrap_or("unknown")
             .to_owned();
         if let Err(e) = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC) {
-            first_error.get_or_insert(ListenFdsError::NotAServer(raw, HandleError::Io(e)));
+            first_error.get_or_insert(ListenFdsError::NotAServer(raw, HandleError::Io(e.into())));
             continue;
         }
         match Server::from_fd(fd) {

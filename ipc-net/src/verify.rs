@@ -3,7 +3,7 @@
 use std::fmt;
 use std::os::fd::AsFd;
 
-use rustix::io::Errno;
+use ipc_core::OsError;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 
 /// Why a received descriptor was refused. The descriptor has been closed.
@@ -27,7 +27,7 @@ pub enum HandleError {
     /// A `dgram.Socket` whose family differs from its `dgramType`.
     WrongFamily,
     /// The kernel refused to say.
-    Io(Errno),
+    Io(OsError),
 }
 
 impl fmt::Display for HandleError {
@@ -84,21 +84,22 @@ pub(crate) fn inspect(fd: impl AsFd) -> Result<Kernel, HandleError> {
     let fd = fd.as_fd();
     let ty = match sockopt::socket_type(fd) {
         Ok(ty) => ty,
-        Err(Errno::NOTSOCK) => return Err(HandleError::NotASocket),
-        Err(e) => return Err(HandleError::Io(e)),
+        Err(rustix::io::Errno::NOTSOCK) => return Err(HandleError::NotASocket),
+        Err(e) => return Err(HandleError::Io(e.into())),
     };
     let stream = match ty {
         SocketType::STREAM => true,
         SocketType::DGRAM => false,
         _ => return Err(HandleError::WrongType),
     };
-    let family = match sockopt::socket_domain(fd).map_err(HandleError::Io)? {
+    let family = match sockopt::socket_domain(fd).map_err(|e| HandleError::Io(e.into()))? {
         AddressFamily::INET => Family::V4,
         AddressFamily::INET6 => Family::V6,
         AddressFamily::UNIX => Family::Unix,
         _ => return Err(HandleError::UnsupportedFamily),
     };
-    let listening = stream && sockopt::socket_acceptconn(fd).map_err(HandleError::Io)?;
+    let listening =
+        stream && sockopt::socket_acceptconn(fd).map_err(|e| HandleError::Io(e.into()))?;
     Ok(Kernel {
         stream,
         family,

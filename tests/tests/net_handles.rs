@@ -251,53 +251,9 @@ fn received_lies_in_process_close_the_descriptor() {
     (&b).read_exact(&mut got).unwrap();
 }
 
-/// `LISTEN_FDS` adoption: a listener at descriptor 3, `LISTEN_PID` set to
-/// the child's own pid (the shell's `$$` survives `exec`).
-#[test]
-fn listen_fds_adoption() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let fd: OwnedFd = listener.into();
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args([
-        "-c",
-        &format!("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec {CHILD} listen-fds"),
-    ]);
-    cmd.stdout(std::process::Stdio::piped());
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    // SAFETY: between fork and exec; dup2/fcntl on integers are
-    // async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // dup2 onto itself would keep close-on-exec.
-            let rc = if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-
-    let mut proc = cmd.spawn().unwrap();
-    drop(fd);
-    let mut out = BufReader::new(proc.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(
-        line.trim(),
-        format!("listening {addr} name=web env_left=false")
-    );
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(b"ping").unwrap();
-    assert_eq!(read_line(c), "adopted\n");
-    assert!(proc.wait().unwrap().success());
-}
-
-/// The same with systemd's own tool, when the machine has it.
+/// `LISTEN_FDS` adoption from systemd's own tool, when the machine has it
+/// (from a parent that places the listener itself: command.rs,
+/// `channel_moves_aside_for_a_listener_at_three`).
 #[test]
 fn listen_fds_with_systemd_socket_activate() {
     if std::process::Command::new("systemd-socket-activate")

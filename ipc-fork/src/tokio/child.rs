@@ -203,7 +203,7 @@ impl AsyncChild {
     ///
     /// # Errors
     /// As [`Child::signal`].
-    pub fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
+    pub fn signal(&self, signal: crate::Signal) -> io::Result<()> {
         self.inner.signal(signal)
     }
 

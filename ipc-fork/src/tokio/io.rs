@@ -52,7 +52,7 @@ impl ChannelIo {
         }
         match self.fd.poll_write_ready(cx) {
             Poll::Pending => Ok(Step::Waiting),
-            Poll::Ready(Err(e)) => Err(from_io(&e)),
+            Poll::Ready(Err(e)) => Err(Error::from(e)),
             Poll::Ready(Ok(mut guard)) => {
                 // Other errors leave the send side dead; the caller's check
                 // reports them.
@@ -69,7 +69,7 @@ impl ChannelIo {
     fn poll_read_ahead(&self, cx: &mut Context<'_>, ch: &mut Channel) -> Result<Step, Error> {
         match self.fd.poll_read_ready(cx) {
             Poll::Pending => Ok(Step::Waiting),
-            Poll::Ready(Err(e)) => Err(from_io(&e)),
+            Poll::Ready(Err(e)) => Err(Error::from(e)),
             Poll::Ready(Ok(mut guard)) => match ch.try_read_ahead() {
                 Ok(()) => Ok(Step::Progress),
                 Err(Error::WouldBlock) => {
@@ -170,12 +170,4 @@ pub(crate) fn register(fd: impl AsFd, interest: Interest) -> io::Result<AsyncFd<
     #[allow(unsafe_code)]
     let registered = unsafe { AsyncFd::register_with_interest(dup, interest) };
     registered.map_err(|e| e.into_parts().1)
-}
-
-/// An `io::Error` as the channel's error type.
-pub(crate) fn from_io(e: &io::Error) -> Error {
-    Error::Io(
-        e.raw_os_error()
-            .map_or(rustix::io::Errno::IO, rustix::io::Errno::from_raw_os_error),
-    )
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_core::Error;
 
-use super::io::{from_io, ChannelIo};
+use super::io::ChannelIo;
 use crate::{Endpoint, Event, Parent, ParentError};
 
 /// The channel to the process that started this one, for tokio: Node's
@@ -60,7 +60,7 @@ pub struct AsyncParent {
 /// Outside a tokio runtime, as tokio's own I/O types.
 pub fn parent() -> Result<AsyncParent, ParentError> {
     let parent = crate::parent()?;
-    AsyncParent::new(parent).map_err(|e| ParentError::Channel(from_io(&e)))
+    AsyncParent::new(parent).map_err(|e| ParentError::Channel(e.into()))
 }
 
 impl AsyncParent {

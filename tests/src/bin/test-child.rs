@@ -25,6 +25,7 @@ fn main() {
         },
         "listen-fds" => listen_fds(),
         "raw-worker" => raw_worker(),
+        "exec-into" => exec_into(),
         _ => with_parent(&role),
     }
 }
@@ -165,6 +166,20 @@ fn serve(received: Received, hold: bool, held: &mut Vec<ipc_net::Socket>) -> Str
             format!("datagram {}", String::from_utf8_lossy(&buf[..n]))
         }
     }
+}
+
+/// `exec-into PROGRAM ARGS..`: becomes PROGRAM through `Command::exec`,
+/// keeping descriptor 7 (which the test placed) at 7.
+fn exec_into() {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    // SAFETY: descriptor 7 was placed by the test's Command and nothing
+    // else in this process owns it.
+    let seven = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(7) };
+    let e = ipc_fork::Command::new(&args[0])
+        .args(&args[1..])
+        .fd(7, seven)
+        .exec();
+    panic!("exec {}: {e}", args[0]);
 }
 
 /// Adopts the listener systemd (or a test) passed, says where it listens,
