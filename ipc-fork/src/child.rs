@@ -24,6 +24,21 @@ use crate::signal::Signal;
 /// or start it with [`Command::kill_on_drop`](crate::Command::kill_on_drop)
 /// to have the drop kill and reap it.
 ///
+/// ```
+/// use ipc_fork::{Command, Event};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Any program can be a child; this one ignores its channel and exits 3.
+/// let mut child = Command::new("/bin/sh").args(["-c", "exit 3"]).spawn()?;
+/// assert!(matches!(child.recv()?, Event::Disconnect));
+/// match child.recv()? {
+///     Event::Exit(status) => assert_eq!(status.code(), Some(3)),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
 /// [`Parent`]: crate::Parent
 #[derive(Debug)]
 pub struct Child {

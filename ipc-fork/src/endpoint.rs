@@ -114,6 +114,30 @@ impl Endpoint {
     /// [`Event::Fate`] with the returned ticket. For routers: a peer that
     /// is slow to acknowledge holds up only its own hand-offs.
     ///
+    /// ```no_run
+    /// use ipc_fork::{Command, Event, Fate};
+    /// use ipc_net::Server;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let mut child = Command::new("node").arg("worker.js").spawn()?;
+    /// let conn = server.accept()?;
+    /// let ticket = child.queue_handle(&"socket", conn.into_handle())?;
+    /// loop {
+    ///     match child.recv()? {
+    ///         Event::Fate(Fate::Acknowledged(t)) if t == ticket => break,
+    ///         // Refused, or the child went away: the socket is ours again.
+    ///         Event::Fate(Fate::Returned { handle, reason, .. }) => {
+    ///             eprintln!("not taken ({reason}): {handle:?}");
+    ///             break;
+    ///         }
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// A [`SendError`] with the handle when it could not be queued
     /// (channel closed, message too large).

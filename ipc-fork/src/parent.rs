@@ -52,6 +52,29 @@ impl std::error::Error for ParentError {}
 
 /// The channel to the process that started this one, as a child sees it:
 /// Node's `process.send()` and `process.on('message')`.
+///
+/// ```no_run
+/// use ipc_fork::Event;
+/// use ipc_net::Received;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A worker that answers every socket its parent (Rust or Node) hands it.
+/// let mut parent = ipc_fork::parent()?;
+/// loop {
+///     match parent.recv() {
+///         Ok(Event::Message(_msg, Some(Ok(Received::Socket(mut socket))))) => {
+///             use std::io::Write;
+///             socket.write_all(b"handled by child\n")?;
+///         }
+///         Ok(Event::Disconnect) => break,
+///         Ok(_) => {}
+///         Err(e) if !e.is_fatal() => eprintln!("skipped: {e}"),
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Parent {
     endpoint: Endpoint,

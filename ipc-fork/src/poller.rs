@@ -319,6 +319,9 @@ impl Poller {
     ///
     /// # Errors
     /// From `epoll_wait(2)` or `epoll_ctl(2)`.
+    ///
+    /// # Panics
+    /// Never: a child is only reported ready while it is in the poller.
     pub fn next(&mut self, timeout: Option<Duration>) -> io::Result<Ready<'_>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
