@@ -52,6 +52,43 @@ fn share_server_answers_clients_until_sigterm() {
     assert!(demo.stop().contains("stopped by SIGTERM"));
 }
 
+/// The README's client commands, as written: `curl -s --http0.9
+/// 127.0.0.1:P`, and from the VIP with `--interface 127.0.0.2`.
+#[test]
+fn readme_curl_commands_print_the_replies() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let curl = |port: u16, vip: bool| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "--http0.9"]);
+        if vip {
+            cmd.args(["--interface", "127.0.0.2"]);
+        }
+        let out = cmd.arg(format!("127.0.0.1:{port}")).output().unwrap();
+        assert!(out.status.success(), "curl failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let demo = Running::start(DEMO, &["share-server", "--port", "0"]);
+    let reply = curl(demo.port, false);
+    assert!(
+        reply == "handled by parent\n" || reply == "handled by child\n",
+        "{reply:?}"
+    );
+    demo.stop();
+    let demo = Running::start(DEMO, &["route-sockets", "--port", "0"]);
+    assert_eq!(
+        curl(demo.port, true),
+        "You were handled as a special person\n"
+    );
+    assert_eq!(
+        curl(demo.port, false),
+        "You were handled as a normal person\n"
+    );
+    demo.stop();
+}
+
 #[test]
 fn route_sockets_sends_vip_clients_to_special() {
     let demo = Running::start(

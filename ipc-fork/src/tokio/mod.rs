@@ -11,9 +11,12 @@
 //! let mut worker = AsyncChild::spawn(Command::current_exe()?.arg("worker"))?;
 //! let server = Server::bind("127.0.0.1:0")?;
 //! worker.send_handle(&"server", server.to_handle()?).await?;   // resolves on the ACK
-//! while let Ok(event) = worker.recv().await {
-//!     if let Event::Exit(status) = event {
-//!         println!("worker exited: {status}");
+//! loop {
+//!     match worker.recv().await {
+//!         Ok(Event::Exit(status)) => break println!("worker exited: {status}"),
+//!         Ok(_) => {}
+//!         Err(e) if !e.is_fatal() => eprintln!("skipped: {e}"), // one bad message
+//!         Err(e) => return Err(e.into()),
 //!     }
 //! }
 //! # Ok(())
