@@ -48,13 +48,22 @@ fn any_in_block(block: &[u8; BLOCK], hit: impl Fn(u8) -> bool) -> bool {
 
 /// Index of the first byte of `s` that `hit` is true for (`hits` flags it
 /// in a word, see the module docs), else `s.len()`. Long runs go a block
-/// at a time, then words; a tail shorter than a word is checked by reading
+/// at a time (after a first word), then words; a tail shorter than a word is checked by reading
 /// the last 8 bytes again, overlapping bytes already found clean; only
 /// strings shorter than 8 bytes go byte by byte.
 #[inline(always)]
 fn first(s: &[u8], hits: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool + Copy) -> usize {
     let n = s.len();
     let mut i = 0;
+    // Most strings and lines are short: one word first, before a block
+    // that would look far past the hit.
+    if n >= 8 {
+        let h = hits(word(s, 0));
+        if h != 0 {
+            return (h.trailing_zeros() / 8) as usize;
+        }
+        i = 8;
+    }
     while let Some(block) = s[i..].first_chunk::<BLOCK>() {
         if any_in_block(block, hit) {
             break;
