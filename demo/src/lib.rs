@@ -40,7 +40,7 @@ mod serve;
 mod signals;
 mod worker;
 
-pub use bench::CountingAlloc;
+pub use bench::{allocations, CountingAlloc};
 
 /// Runs the demo with `args` (without the program name); returns the exit
 /// code.

@@ -1,31 +1,17 @@
 //! Heap allocations per steady-state message: a counting global allocator
 //! around real sends and receives over a socketpair.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use demo::{allocations, CountingAlloc};
 use ipc_core::{Channel, Handle, HandleKind};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: defers every call to the system allocator unchanged; it only
-// counts allocations on the way.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// The demo's counting allocator (the one `demo bench` reports with).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Allocations so far (the counting allocator is installed just above).
+fn allocs() -> u64 {
+    allocations().expect("counting allocator installed")
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Small<'a> {
@@ -64,16 +50,16 @@ fn steady_state_messages_do_not_allocate() {
     for n in 0..100 {
         round(n, n % 10 == 0);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     for n in 0..10_000 {
         round(n, false);
     }
-    let plain = ALLOCS.load(Ordering::Relaxed) - before;
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let plain = allocs() - before;
+    let before = allocs();
     for n in 0..1_000 {
         round(n, true);
     }
-    let handles = ALLOCS.load(Ordering::Relaxed) - before;
+    let handles = allocs() - before;
     println!("allocations: {plain} in 10000 plain messages, {handles} in 1000 handle messages");
     assert_eq!((plain, handles), (0, 0));
 }

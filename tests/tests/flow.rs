@@ -56,24 +56,10 @@ fn a_million_each_way_with_queue_before_reading() {
 /// with plain blocking writes before reading its echoes.
 #[test]
 fn demo_worker_echoes_a_flood_from_a_parent_that_reads_last() {
-    let (ours, theirs) = socket_pair();
-    let theirs = rustix::io::fcntl_dupfd_cloexec(&theirs, 0).unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-    let mut cmd = std::process::Command::new(DEMO);
-    cmd.arg("worker")
-        .env("NODE_CHANNEL_FD", "3")
-        .env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
-    // SAFETY: dup2 between fork and exec, on integers only.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut worker = cmd.spawn().unwrap();
-    drop(theirs);
+    // The child's channel, read and written raw through a copy of our end
+    // (the `Child` itself is never asked to read).
+    let mut worker = ipc_fork::Command::new(DEMO).arg("worker").spawn().unwrap();
+    let ours = rustix::io::fcntl_dupfd_cloexec(&worker, 0).unwrap();
     let mut peer = RawPeer::new(ours);
     let n = 100_000;
     let mut all = Vec::new();
@@ -85,6 +71,7 @@ fn demo_worker_echoes_a_flood_from_a_parent_that_reads_last() {
         assert_eq!(peer.read_text(), format!("{{\"seq\":{i}}}"));
     }
     drop(peer);
+    worker.disconnect().unwrap(); // our last copy of the channel: EOF for the worker
     assert!(worker.wait().unwrap().success());
 }
 

@@ -21,7 +21,7 @@ use std::io;
 
 use serde::Serialize;
 
-pub use allocs::CountingAlloc;
+pub use allocs::{allocations, CountingAlloc};
 pub use children::run as run_child;
 
 use node::NodeScript;
