@@ -31,6 +31,7 @@
 //! assert_eq!(&line, b"handled by child\n");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, unsafe_code)]
 
 pub mod accounting;

@@ -374,3 +374,11 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The published crates' READMEs (what crates.io shows), compiled and run
+/// the same way.
+#[doc = include_str!("../../ipc-core/README.md")]
+#[doc = include_str!("../../ipc-net/README.md")]
+#[doc = include_str!("../../ipc-fork/README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;
