@@ -46,6 +46,30 @@ pub const DEFAULT_LIMIT: usize = 1 << 30;
 /// poller: register [`AsFd`] for readability always, and for writability
 /// while [`wants_write`] is true. Do not read or write the socket yourself.
 ///
+/// ```
+/// use ipc_core::{Channel, Error};
+/// use std::os::unix::net::UnixStream;
+///
+/// // Any connected AF_UNIX stream socket; in a child started by Node (or
+/// // ipc-fork), the one at NODE_CHANNEL_FD.
+/// let (a, b) = UnixStream::pair()?;
+/// let mut parent: Channel = Channel::new(a)?; // 64 KiB buffers
+/// let mut child: Channel = Channel::new(b)?;
+///
+/// // Nothing yet: a `try_` call says so instead of waiting.
+/// assert_eq!(child.try_recv().err(), Some(Error::WouldBlock));
+///
+/// parent.send(&[1, 2, 3])?;
+/// assert_eq!(child.recv()?.parse::<[u8; 3]>()?, [1, 2, 3]);
+///
+/// // What was sent before a disconnect still arrives, then the end.
+/// parent.queue(&"last")?;
+/// parent.disconnect()?;
+/// assert_eq!(child.recv()?.as_str(), "\"last\"");
+/// assert_eq!(child.recv().err(), Some(Error::Disconnected));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// [`set_limit`]: Channel::set_limit
 /// [`recv`]: Channel::recv
 /// [`wants_write`]: Channel::wants_write
@@ -128,7 +152,10 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// blocking mode, see above).
     ///
     /// # Errors
-    /// `Io(ENOTSOCK)`/`Io(EINVAL)` for anything but a stream socket.
+    /// [`Error::Io`] with `ENOTSOCK` for a descriptor that is not a socket,
+    /// `EINVAL` for a socket that is not `SOCK_STREAM` (the descriptor is
+    /// closed either way). The address family is not checked: a TCP
+    /// stream is accepted, but descriptors cannot travel over it.
     pub fn new(sock: impl Into<OwnedFd>) -> Result<Self, Error> {
         let sock = sock.into();
         if rustix::net::sockopt::socket_type(&sock)? != SocketType::STREAM {
@@ -147,7 +174,8 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// Two connected channels (`socketpair(2)`, close-on-exec).
     ///
     /// # Errors
-    /// `Io` when the system is out of descriptors or memory.
+    /// [`Error::Io`] from `socketpair(2)`: `EMFILE`/`ENFILE` when out of
+    /// descriptors, `ENOMEM`/`ENOBUFS` when out of memory.
     pub fn pair() -> Result<(Self, Self), Error> {
         let (a, b) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -292,6 +320,29 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// [timeout](Self::set_timeout), `TimedOut`: with the handle if it was
     /// still queued (it is withdrawn), else without it, and its fate comes
     /// later from [`next_fate`](Self::next_fate).
+    ///
+    /// ```
+    /// use ipc_core::{Channel, Error, Handle, HandleKind};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (mut parent, mut child) = Channel::<4096, 4096>::pair()?;
+    /// // The ACK comes only once the child reads: here, in a thread.
+    /// let receiver = std::thread::spawn(move || -> Result<bool, Error> {
+    ///     Ok(child.recv()?.take_handle().is_some())
+    /// });
+    /// let (_ours, theirs) = UnixStream::pair()?;
+    /// parent.send_handle("conn", Handle::new(HandleKind::Socket, theirs))?;
+    /// assert!(receiver.join().unwrap()?);
+    ///
+    /// // The child is gone now: the next handle comes back with the error.
+    /// let (_ours, theirs) = UnixStream::pair()?;
+    /// let failed = parent
+    ///     .send_handle("conn", Handle::new(HandleKind::Socket, theirs))
+    ///     .unwrap_err();
+    /// assert_eq!(failed.error, Error::Disconnected);
+    /// assert!(failed.handle.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::result_large_err)] // the handle comes back inline: no allocator
     pub fn send_handle<T: Serialize + ?Sized>(
         &mut self,
@@ -542,6 +593,33 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// without waiting, whichever is known first. A message comes with a
     /// [`Sender`] usable while it is borrowed: to answer a query, or echo
     /// it, without copying it first.
+    ///
+    /// ```
+    /// use ipc_core::{Channel, Fate, Handle, HandleKind, Incoming};
+    ///
+    /// let (mut parent, mut child) = Channel::<4096, 4096>::pair()?;
+    /// let (_ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// let ticket = parent.queue_handle("conn", Handle::new(HandleKind::Socket, theirs))?;
+    /// child.send(&"hello")?;
+    /// child.recv()?.take_handle(); // the child ACKs as it reads
+    ///
+    /// let (mut answered, mut acknowledged) = (false, false);
+    /// while !(answered && acknowledged) {
+    ///     match parent.recv_incoming()? {
+    ///         Incoming::Message(msg, mut sender) => {
+    ///             assert_eq!(msg.as_str(), "\"hello\"");
+    ///             sender.try_send("hello back")?; // while `msg` is borrowed
+    ///             answered = true;
+    ///         }
+    ///         Incoming::Fate(fate) => {
+    ///             assert!(matches!(fate, Fate::Acknowledged(t) if t == ticket));
+    ///             acknowledged = true;
+    ///         }
+    ///     }
+    /// }
+    /// assert_eq!(child.recv()?.as_str(), "\"hello back\"");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// As [`recv`](Self::recv).

@@ -42,6 +42,19 @@ impl UdpFamily {
 ///
 /// The tag is the *sender's claim*. `ipc-net` checks it against the kernel
 /// before building a typed object.
+///
+/// ```
+/// use ipc_core::{HandleKind, UdpFamily};
+///
+/// assert_eq!(HandleKind::Server.tag(), "net.Server");
+/// assert_eq!(
+///     HandleKind::from_tag("dgram.Socket", Some("udp6")),
+///     Some(HandleKind::Dgram(UdpFamily::V6))
+/// );
+/// // A dgram.Socket needs its dgramType; unknown tags are refused.
+/// assert_eq!(HandleKind::from_tag("dgram.Socket", None), None);
+/// assert_eq!(HandleKind::from_tag("net.Pipe", None), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HandleKind {
     /// `net.Server`: a listening stream socket (TCP or UNIX).
@@ -97,6 +110,29 @@ impl fmt::Display for HandleKind {
 /// Owning: dropping a `Handle` closes its descriptor, so a message nobody
 /// looked at cannot leak one. Sending a `Handle` moves it into the channel,
 /// which closes its copy once the peer acknowledged receipt.
+///
+/// ```
+/// use ipc_core::{Channel, Handle, HandleKind, Key};
+/// use std::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let client = TcpStream::connect(listener.local_addr()?)?;
+/// let (conn, _) = listener.accept()?;
+///
+/// // A connection, tagged as Node tags it, with its server's key.
+/// let key = Key::try_from("4:127.0.0.1:0").unwrap();
+/// let handle = Handle::new(HandleKind::Socket, conn).with_key(key);
+///
+/// let (mut parent, mut child) = Channel::<4096, 4096>::pair()?;
+/// parent.queue_handle("conn", handle)?;
+/// let received = child.recv()?.take_handle().unwrap();
+/// assert_eq!((received.kind(), received.key()), (HandleKind::Socket, Some("4:127.0.0.1:0")));
+/// // A new descriptor for the same connection; `ipc_net` checks and types it.
+/// let (_kind, fd, _key) = received.into_parts();
+/// let conn = TcpStream::from(fd);
+/// assert_eq!(conn.peer_addr()?, client.local_addr()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Handle {
     kind: HandleKind,

@@ -75,6 +75,7 @@
 //! - Only the `json` serialization; Node's `advanced` mode is not spoken.
 //! - Linux (the descriptor-pairing rules rely on Linux's `recvmsg`).
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, unsafe_code)]
 
 mod buf;

@@ -15,6 +15,33 @@ use crate::json::{JsonError, RawJson};
 ///
 /// Small (five words) and borrowed: everything it refers to stays in the
 /// channel, so passing it on copies nothing.
+///
+/// ```
+/// use ipc_core::{json::RawJson, Channel};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order<'a> {
+///     item: &'a str,
+///     qty: u32,
+/// }
+///
+/// let (mut a, mut b) = Channel::<4096, 4096>::pair()?;
+/// a.send(&RawJson::new(r#"{"item":"caf\u00e9","qty":2}"#)?)?;
+/// a.send(&RawJson::new(r#"{"cmd":"NODE_CLUSTER","act":"online"}"#)?)?;
+///
+/// let mut msg = b.recv()?;
+/// assert!(!msg.is_internal() && msg.handle().is_none());
+/// let order: Order = msg.parse()?; // unescaped in the receive buffer: no copy
+/// assert_eq!((order.item, order.qty), ("café", 2));
+///
+/// // Internal messages arrive too, marked; `raw` passes one on verbatim.
+/// let msg = b.recv()?;
+/// assert_eq!(msg.cmd(), Some("NODE_CLUSTER"));
+/// let (mut to_worker, mut worker) = Channel::<4096, 4096>::pair()?;
+/// to_worker.send(&msg.raw())?;
+/// assert_eq!(worker.recv()?.as_str(), r#"{"cmd":"NODE_CLUSTER","act":"online"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Message<'a> {
     json: &'a mut [u8],

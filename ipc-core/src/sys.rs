@@ -5,6 +5,33 @@
 //! receives with `MSG_CMSG_CLOEXEC` (received descriptors are close-on-exec
 //! from the moment they exist). `EAGAIN` is returned as is for a call that
 //! must not wait ([`Wait::DontWait`], or a socket in non-blocking mode).
+//!
+//! ```
+//! use ipc_core::sys::{recv_with_fds, send_with_fds, ReceivedFds, Wait};
+//! use std::io::{Read, Write};
+//! use std::os::fd::AsFd;
+//! use std::os::unix::net::UnixStream;
+//!
+//! let (a, b) = UnixStream::pair()?;
+//! let (mut ours, theirs) = UnixStream::pair()?;
+//! // One byte carries the descriptor; the kernel duplicates it into `b`'s process.
+//! let sent = send_with_fds(a.as_fd(), b"x\n", &[theirs.as_fd()], Wait::AsSocket)?;
+//! assert_eq!(sent, 2);
+//! drop(theirs);
+//!
+//! let mut buf = [0; 16];
+//! let mut fds = ReceivedFds::new();
+//! let got = recv_with_fds(b.as_fd(), &mut buf, &mut fds, Wait::DontWait)?;
+//! assert_eq!((&buf[..got.bytes], got.fds_truncated, fds.len()), (&b"x\n"[..], false, 1));
+//!
+//! // The received descriptor is the other end of `ours`.
+//! let mut stream = UnixStream::from(fds.pop().unwrap());
+//! stream.write_all(b"hi")?;
+//! let mut two = [0; 2];
+//! ours.read_exact(&mut two)?;
+//! assert_eq!(&two, b"hi");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use core::mem::MaybeUninit;
 
@@ -55,6 +82,17 @@ pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Err
 /// more is `EINVAL`, as is an empty `bytes` with descriptors (a stream socket
 /// needs at least one data byte to carry them).
 ///
+/// # Errors
+/// The `errno` of `sendmsg(2)`/`send(2)`, `EINTR` excepted (retried):
+///  - `EINVAL` for more than [`MAX_FDS_PER_CALL`] descriptors, or
+///    descriptors with an empty `bytes`;
+///  - `EAGAIN` when the socket buffer is full and the call must not wait
+///    ([`Wait::DontWait`], or a non-blocking socket);
+///  - `EPIPE` (never `SIGPIPE`) or `ECONNRESET` once the peer has closed;
+///  - `ETOOMANYREFS` when the descriptors in flight exceed the sender's
+///    `RLIMIT_NOFILE`, `ENOBUFS`/`ENOMEM` when the kernel is short of memory;
+///  - `ENOTSOCK`/`EBADF` when `sock` is not an open socket.
+///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/sendmsg.2.html)
 ///  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
@@ -87,6 +125,11 @@ pub fn send_with_fds(
 /// Writes all of `bytes`, `fds` riding on the first byte only, waiting for
 /// room whatever the socket's mode. For a blocking caller that has one frame to
 /// get out; the channel has its own resumable path.
+///
+/// # Errors
+/// As [`send_with_fds`], except `EAGAIN`: a full socket buffer is waited
+/// out with [`wait`] (whose own errors are returned). After an error some
+/// of `bytes` may have been sent, with the descriptors.
 pub fn send_all_with_fds(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
@@ -127,6 +170,17 @@ pub type ReceivedFds = heapless::Vec<OwnedFd, MAX_FDS_PER_CALL>;
 
 /// `recvmsg(2)` with `MSG_CMSG_CLOEXEC`: reads bytes into `buf` and appends
 /// the received descriptors to `fds` (which the call clears first).
+///
+/// The end of the stream is not an error: `Ok` with
+/// [`bytes`](Received::bytes) `== 0`. Descriptors the kernel cut off are
+/// not one either: see [`Received::fds_truncated`].
+///
+/// # Errors
+/// The `errno` of `recvmsg(2)`, `EINTR` excepted (retried): `EAGAIN` when
+/// nothing is waiting and the call must not wait ([`Wait::DontWait`], or a
+/// non-blocking socket), `ECONNRESET` when the peer closed with unread
+/// data, `ENOTSOCK`/`EBADF` when `sock` is not an open socket. `fds` is
+/// empty then.
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/recvmsg.2.html)
@@ -172,6 +226,11 @@ pub fn recv_with_fds(
 /// Blocks until `sock` has one of `events` (or an error/hang-up, which the
 /// next I/O call will report), or until `deadline`: then `Ok(None)`.
 /// `EINTR` is retried with the time that is left.
+///
+/// # Errors
+/// The `errno` of `poll(2)` other than `EINTR`: `ENOMEM` when the kernel
+/// cannot allocate its table. A closed or failed socket is not an error
+/// here: `POLLHUP`/`POLLERR` come back in the flags.
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/poll.2.html)

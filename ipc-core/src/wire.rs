@@ -23,6 +23,18 @@ fn put(buf: &mut [u8], at: &mut usize, bytes: &[u8]) -> Result<(), JsonError> {
 }
 
 /// Writes `msg` as one frame into `buf`; returns the frame's length.
+///
+/// ```
+/// let mut buf = [0u8; 32];
+/// let n = ipc_core::wire::plain_frame(&mut buf, &("hi", 1))?;
+/// assert_eq!(&buf[..n], b"[\"hi\",1]\n");
+/// # Ok::<(), ipc_core::json::JsonError>(())
+/// ```
+///
+/// # Errors
+/// [`JsonError::BufferFull`] when the JSON and its `\n` do not fit in
+/// `buf`; otherwise the errors of [`to_slice`] for `msg`
+/// ([`JsonError::KeyMustBeString`], [`JsonError::Custom`]).
 pub fn plain_frame<T: Serialize + ?Sized>(buf: &mut [u8], msg: &T) -> Result<usize, JsonError> {
     let mut at = to_slice(msg, buf)?;
     put(buf, &mut at, b"\n")?;
@@ -32,6 +44,24 @@ pub fn plain_frame<T: Serialize + ?Sized>(buf: &mut [u8], msg: &T) -> Result<usi
 /// Writes the `NODE_HANDLE` wrapper for `msg` and `handle` as one frame:
 /// `{"cmd":"NODE_HANDLE","type":T,"msg":M[,"key":K][,"dgramType":D]}\n`,
 /// members in Node's order.
+///
+/// ```
+/// use ipc_core::{Handle, HandleKind, UdpFamily};
+/// let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// let handle = Handle::new(HandleKind::Dgram(UdpFamily::V4), udp);
+/// let mut buf = [0u8; 128];
+/// let n = ipc_core::wire::handle_frame(&mut buf, &"udp", &handle)?;
+/// assert_eq!(
+///     &buf[..n],
+///     &br#"{"cmd":"NODE_HANDLE","type":"dgram.Socket","msg":"udp","dgramType":"udp4"}
+/// "#[..]
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`plain_frame`]: [`JsonError::BufferFull`] when the wrapper does not
+/// fit in `buf`, or the errors of [`to_slice`] for `msg`.
 pub fn handle_frame<T: Serialize + ?Sized>(
     buf: &mut [u8],
     msg: &T,

@@ -39,6 +39,7 @@
 //!
 //! Many children in one thread: [`Poller`].
 #![deny(missing_docs, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod child;
 mod command;

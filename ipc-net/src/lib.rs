@@ -31,6 +31,7 @@
 //! assert_eq!(&line, b"handled by child\n");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, unsafe_code)]
 
 pub mod accounting;
@@ -70,6 +71,34 @@ impl Received {
     /// Checks `handle` against its tag with the kernel and builds the typed
     /// object. On error the descriptor is closed. A `net.Native` becomes a
     /// `Server` or a `Socket`, whichever the kernel says it is.
+    ///
+    /// ```
+    /// use ipc_core::{Handle, HandleKind};
+    /// use ipc_net::{HandleError, Received};
+    ///
+    /// // A UDP socket that claims to be a net.Server, or a file that claims
+    /// // to be a net.Socket: refused, and closed.
+    /// let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let lie = Handle::new(HandleKind::Server, udp);
+    /// assert_eq!(Received::from_handle(lie).unwrap_err(), HandleError::WrongType);
+    /// let file = std::fs::File::open("/dev/null")?;
+    /// let lie = Handle::new(HandleKind::Socket, file);
+    /// assert_eq!(Received::from_handle(lie).unwrap_err(), HandleError::NotASocket);
+    ///
+    /// // A net.Native is what the kernel says it is.
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let native = Handle::new(HandleKind::Native, listener);
+    /// assert!(matches!(Received::from_handle(native)?, Received::Server(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The [`HandleError`] of [`Server::from_fd`] for `net.Server`, of
+    /// [`Socket::from_fd`] for `net.Socket`, of [`Datagram::from_fd`] for
+    /// `dgram.Socket` (with its `dgramType`: [`HandleError::WrongFamily`])
+    /// and `dgram.Native`; for `net.Native`, [`HandleError::NotASocket`],
+    /// [`HandleError::WrongType`] (not a stream socket) or the error of
+    /// whichever of the two it turned out to be.
     pub fn from_handle(handle: Handle) -> Result<Received, HandleError> {
         let (kind, fd, key) = handle.into_parts();
         Ok(match kind {

@@ -24,6 +24,27 @@ use crate::wait::blocking;
 /// `accept` blocks even when the descriptor is non-blocking (a Node process
 /// that holds the same server sets `O_NONBLOCK` on it): several processes
 /// accepting from one server is the point.
+///
+/// ```
+/// use ipc_net::Server;
+/// use std::io::{Read, Write};
+///
+/// let server = Server::bind("127.0.0.1:0")?;
+/// assert_eq!(server.key(), "4:127.0.0.1:0"); // Node's key: the address as given
+/// let addr = server.local_addr()?.as_inet().unwrap();
+///
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// let mut conn = server.accept()?;
+/// assert_eq!(server.connections(), Some(1));
+/// conn.write_all(b"hi")?;
+/// let mut buf = [0; 2];
+/// client.read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"hi");
+///
+/// drop(conn);
+/// assert_eq!(server.connections(), Some(0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Server {
     listener: Listener,
@@ -55,6 +76,13 @@ fn inet_key(addr: std::net::SocketAddr) -> Arc<str> {
 impl Server {
     /// Binds and listens on a TCP address (`"127.0.0.1:0"` for a port the
     /// kernel picks). The key uses the address as given, like Node's.
+    /// Only the first address `addr` resolves to is tried.
+    ///
+    /// # Errors
+    /// Resolving `addr` failed, or gave no address (`InvalidInput`); from
+    /// `bind(2)`: `AddrInUse` for a port taken, `PermissionDenied` for a
+    /// port below 1024 without `CAP_NET_BIND_SERVICE`, `AddrNotAvailable`
+    /// for an address that is not this host's.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
         let requested = addr
             .to_socket_addrs()?
@@ -67,6 +95,12 @@ impl Server {
     }
 
     /// Binds and listens on a UNIX socket path.
+    ///
+    /// # Errors
+    /// From `bind(2)`: `AddrInUse` when `path` exists, even as the socket
+    /// file of an earlier run (remove it first), `NotFound` or
+    /// `PermissionDenied` for its directory; `InvalidInput` for a path
+    /// longer than `sun_path` holds (107 bytes).
     pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
         let path = path.as_ref();
         let listener = UnixListener::bind(path)?;
@@ -87,6 +121,31 @@ impl Server {
 
     /// Adopts a descriptor after checking with the kernel that it is a
     /// listening stream socket. On error the descriptor is closed.
+    ///
+    /// ```
+    /// use ipc_net::{HandleError, Server};
+    /// use rustix::net::{socket, AddressFamily, SocketType};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = Server::from_fd(listener.into())?;
+    /// assert_eq!(server.local_addr()?.as_inet(), Some(addr));
+    ///
+    /// // A UDP socket, or a TCP socket that does not listen, is refused.
+    /// let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(Server::from_fd(udp.into()).unwrap_err(), HandleError::WrongType);
+    /// let tcp = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    /// assert_eq!(Server::from_fd(tcp).unwrap_err(), HandleError::NotListening);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`HandleError::NotASocket`] for a file or a pipe,
+    /// [`HandleError::WrongType`] for a socket that is not `SOCK_STREAM`
+    /// (UDP), [`HandleError::UnsupportedFamily`] for a stream socket that is
+    /// not IPv4, IPv6 or UNIX, [`HandleError::NotListening`] for one that
+    /// is bound or connected but does not listen, [`HandleError::Io`] when
+    /// `getsockopt(2)` fails.
     pub fn from_fd(fd: OwnedFd) -> Result<Server, HandleError> {
         let k = inspect(&fd)?;
         if !k.stream {
@@ -104,6 +163,17 @@ impl Server {
     /// Waits for a connection and accepts it (close-on-exec). Past
     /// [`set_max_connections`](Self::set_max_connections) new connections
     /// are closed at once, as Node does.
+    ///
+    /// ```
+    /// use ipc_net::{Server, Socket};
+    ///
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let client = Socket::connect(server.local_addr()?.as_inet().unwrap())?;
+    /// let conn = server.accept()?;
+    /// assert_eq!(conn.peer_addr()?.as_inet(), client.local_addr()?.as_inet());
+    /// assert_eq!(conn.key(), Some("4:127.0.0.1:0")); // sent along with it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// From `accept4(2)`: `EMFILE`/`ENFILE` when out of descriptors (the
@@ -125,8 +195,32 @@ impl Server {
     /// process holding it: harmless, every holder that blocks here or in
     /// Node waits with `poll`).
     ///
+    /// ```
+    /// use ipc_net::{Server, Socket};
+    /// use rustix::event::{poll, PollFd, PollFlags};
+    /// use std::io::ErrorKind;
+    ///
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let addr = server.local_addr()?.as_inet().unwrap();
+    /// assert_eq!(server.try_accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    ///
+    /// let _client = Socket::connect(addr)?;
+    /// poll(&mut [PollFd::new(&server, PollFlags::IN)], None)?; // any poller will do
+    /// let _conn = server.try_accept()?;
+    ///
+    /// // Past the limit, a connection is closed as it is accepted.
+    /// server.set_max_connections(Some(1));
+    /// let _refused = Socket::connect(addr)?;
+    /// poll(&mut [PollFd::new(&server, PollFlags::IN)], None)?;
+    /// assert_eq!(server.try_accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// assert_eq!(server.connections(), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// `WouldBlock`, or as [`accept`](Self::accept).
+    /// `WouldBlock` when no connection is waiting (or the only ones were
+    /// refused past the limit); setting `O_NONBLOCK` failed; otherwise as
+    /// [`accept`](Self::accept).
     pub fn try_accept(&self) -> io::Result<Socket> {
         if !self.nonblocking.swap(true, Ordering::AcqRel) {
             rustix::io::ioctl_fionbio(self, true)?;
@@ -164,6 +258,9 @@ impl Server {
     }
 
     /// The address it listens on.
+    ///
+    /// # Errors
+    /// From `getsockname(2)`; not expected for a listening socket.
     pub fn local_addr(&self) -> io::Result<Addr> {
         match &self.listener {
             Listener::Tcp(l) => l.local_addr().map(Addr::Inet),
@@ -203,6 +300,10 @@ impl Server {
 
     /// Another handle to the same listening socket (`dup`, close-on-exec),
     /// sharing the connection count.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` from `fcntl(F_DUPFD_CLOEXEC)` when the process or
+    /// the system is out of descriptors.
     pub fn try_clone(&self) -> io::Result<Server> {
         let fd = rustix::io::fcntl_dupfd_cloexec(self, 0)?;
         let listener = match self.listener {
@@ -221,6 +322,26 @@ impl Server {
     /// A `net.Server` handle for sending while this server keeps serving
     /// here (Node's default for servers): both processes then accept from
     /// the same queue.
+    ///
+    /// ```
+    /// use ipc_net::{Received, Server, Socket};
+    ///
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let addr = server.local_addr()?.as_inet().unwrap();
+    /// let handle = server.to_handle()?; // what `send_handle` / `queue_handle` take
+    ///
+    /// // As the receiver rebuilds it: the same listening socket.
+    /// let Received::Server(copy) = Received::from_handle(handle)? else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!(copy.local_addr()?.as_inet(), Some(addr));
+    /// let (_c1, _c2) = (Socket::connect(addr)?, Socket::connect(addr)?);
+    /// let (_here, _there) = (server.accept()?, copy.accept()?); // one queue, two holders
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`try_clone`](Self::try_clone): out of descriptors.
     pub fn to_handle(&self) -> io::Result<Handle> {
         Ok(Handle::new(
             HandleKind::Server,
@@ -229,6 +350,15 @@ impl Server {
     }
 
     /// Gives the server away as a `net.Server` handle.
+    ///
+    /// ```
+    /// use ipc_core::HandleKind;
+    /// use ipc_net::Server;
+    ///
+    /// let handle = Server::bind("127.0.0.1:0")?.into_handle();
+    /// assert_eq!(handle.kind(), HandleKind::Server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_handle(self) -> Handle {
         Handle::new(HandleKind::Server, OwnedFd::from(self))
     }

@@ -23,6 +23,22 @@ use crate::wait::blocking;
 /// `SIGPIPE`. Dropping it closes the connection and, if a [`Server`] of
 /// ours accepted it, takes it off that server's count.
 ///
+/// ```
+/// use ipc_net::{Server, Socket};
+/// use std::io::{BufRead, BufReader, Write};
+///
+/// let server = Server::bind("127.0.0.1:0")?;
+/// let mut client = Socket::connect(server.local_addr()?.as_inet().unwrap())?;
+/// let conn = server.accept()?;
+///
+/// client.write_all(b"ping\n")?;
+/// let mut line = String::new();
+/// BufReader::new(&conn).read_line(&mut line)?; // `&Socket` reads and writes too
+/// assert_eq!(line, "ping\n");
+/// (&conn).write_all(b"pong\n")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// [`Server`]: crate::Server
 #[derive(Debug)]
 pub struct Socket {
@@ -60,12 +76,37 @@ impl Socket {
     }
 
     /// Connects to a TCP address.
+    ///
+    /// # Errors
+    /// Resolving `addr` failed, or gave no address (`InvalidInput`); from
+    /// `connect(2)`, for the last address tried: `ConnectionRefused` when
+    /// nothing listens there, `TimedOut`, `NetworkUnreachable`.
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Socket> {
         TcpStream::connect(addr).map(Socket::from)
     }
 
     /// Adopts a descriptor after checking with the kernel that it is a
     /// connected, non-listening stream socket. On error it is closed.
+    ///
+    /// ```
+    /// use ipc_net::{HandleError, Socket};
+    ///
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let socket = Socket::from_fd(a.into())?;
+    /// assert!(socket.peer_addr()?.as_inet().is_none()); // a UNIX socket
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert_eq!(Socket::from_fd(listener.into()).unwrap_err(), HandleError::Listening);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`HandleError::NotASocket`] for a file or a pipe,
+    /// [`HandleError::WrongType`] for a socket that is not `SOCK_STREAM`,
+    /// [`HandleError::UnsupportedFamily`] for one that is not IPv4, IPv6 or
+    /// UNIX, [`HandleError::Listening`] for a listening socket,
+    /// [`HandleError::NotConnected`] for one without a peer (only created,
+    /// or bound), [`HandleError::Io`] when `getsockopt(2)` fails.
     pub fn from_fd(fd: OwnedFd) -> Result<Socket, HandleError> {
         let k = inspect(&fd)?;
         if !k.stream {
@@ -84,6 +125,10 @@ impl Socket {
     }
 
     /// The remote address.
+    ///
+    /// # Errors
+    /// From `getpeername(2)`: `NotConnected` once a TCP connection has been
+    /// reset.
     pub fn peer_addr(&self) -> io::Result<Addr> {
         match &self.stream {
             Stream::Tcp(s) => s.peer_addr().map(Addr::Inet),
@@ -92,6 +137,9 @@ impl Socket {
     }
 
     /// The local address.
+    ///
+    /// # Errors
+    /// From `getsockname(2)`; not expected for a connected socket.
     pub fn local_addr(&self) -> io::Result<Addr> {
         match &self.stream {
             Stream::Tcp(s) => s.local_addr().map(Addr::Inet),
@@ -100,6 +148,10 @@ impl Socket {
     }
 
     /// Shuts down reading, writing or both (`shutdown(2)`).
+    ///
+    /// # Errors
+    /// `NotConnected` once a TCP connection has been reset. Shutting down
+    /// twice is not an error on Linux.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match &self.stream {
             Stream::Tcp(s) => s.shutdown(how),
@@ -124,6 +176,21 @@ impl Socket {
     /// Gives the connection away as a `net.Socket` handle, with its server's
     /// key as Node sends it. The server's count becomes unknown
     /// ([`Server::connections`](crate::Server::connections) is `None`).
+    ///
+    /// ```
+    /// use ipc_core::HandleKind;
+    /// use ipc_net::{Server, Socket};
+    ///
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let _client = Socket::connect(server.local_addr()?.as_inet().unwrap())?;
+    /// let handle = server.accept()?.into_handle();
+    /// assert_eq!(handle.kind(), HandleKind::Socket);
+    /// assert_eq!(handle.key(), Some("4:127.0.0.1:0"));
+    /// // Gone to another process: only the receivers know whether it is open.
+    /// assert_eq!(server.connections(), None);
+    /// assert_eq!(server.local_connections(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_handle(mut self) -> Handle {
         if let Some(c) = self.counted.take() {
             c.send_away();
@@ -145,6 +212,27 @@ impl Socket {
     /// then return `WouldBlock` instead of waiting. This `Socket`'s own
     /// `Read` and `Write` wait in either case.
     ///
+    /// ```
+    /// use ipc_net::{Server, Socket};
+    /// use std::io::ErrorKind;
+    ///
+    /// let server = Server::bind("127.0.0.1:0")?;
+    /// let _client = Socket::connect(server.local_addr()?.as_inet().unwrap())?;
+    /// let stream = server.accept()?.into_tcp()?; // Counted<std::net::TcpStream>
+    /// stream.set_nodelay(true)?;
+    /// assert!(stream.is_counted());
+    /// assert_eq!(server.connections(), Some(1));
+    /// let plain: std::net::TcpStream = stream.into_inner(); // no longer counted
+    /// assert_eq!(server.connections(), Some(0));
+    ///
+    /// // The wrong kind is an error, and the socket is closed.
+    /// let (unix, _peer) = std::os::unix::net::UnixStream::pair()?;
+    /// let err = Socket::from(unix).into_tcp().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// # drop(plain);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `InvalidInput` for a UNIX socket (it is closed then).
     pub fn into_tcp(self) -> io::Result<Counted<TcpStream>> {
@@ -156,6 +244,20 @@ impl Socket {
 
     /// The std stream, if this is a UNIX socket, still counted as a
     /// connection until it is dropped; see [`into_tcp`](Self::into_tcp).
+    ///
+    /// ```
+    /// use ipc_net::Socket;
+    /// use std::io::{Read, Write};
+    ///
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut stream = Socket::from(a).into_unix()?; // Counted<UnixStream>
+    /// assert!(!stream.is_counted()); // no server of ours accepted it
+    /// stream.write_all(b"hi")?;
+    /// let mut buf = [0; 2];
+    /// b.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `InvalidInput` for a TCP socket (it is closed then).

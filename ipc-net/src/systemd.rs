@@ -1,4 +1,18 @@
 //! Socket activation: adopting the listeners systemd passes (`LISTEN_FDS`).
+//!
+//! ```
+//! use ipc_net::{systemd, Server};
+//!
+//! // Under a `.socket` unit, or `systemd-socket-activate -l 127.0.0.1:8000 app`,
+//! // this adopts the listener passed; started by hand, it finds none and binds.
+//! let mut passed = systemd::listen_servers()?;
+//! let server = match passed.pop() {
+//!     Some((_name, server)) => server,
+//!     None => Server::bind("127.0.0.1:0")?,
+//! };
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![allow(unsafe_code)]
 
 use std::fmt;
@@ -51,6 +65,15 @@ impl std::error::Error for ListenFdsError {}
 /// or meant for another process, and on every call after the first.
 ///
 /// The environment is changed, so call it early, before starting threads.
+///
+/// # Errors
+/// [`ListenFdsError::BadCount`] when `LISTEN_FDS` (meant for this process)
+/// is not a number; [`ListenFdsError::NotOpen`] when a descriptor of
+/// `3..3+LISTEN_FDS` is not open; [`ListenFdsError::NotAServer`] when one
+/// is not a listening stream socket (the [`HandleError`] says what it is:
+/// `WrongType` for a UDP socket from `ListenDatagram=`), or could not be
+/// made close-on-exec (`HandleError::Io`). The first problem is reported,
+/// and every descriptor passed is closed then, the good ones too.
 pub fn listen_servers() -> Result<Vec<(String, Server)>, ListenFdsError> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();

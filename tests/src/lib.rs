@@ -367,3 +367,18 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The workspace README's Rust snippets, compiled and run by
+/// `cargo test --doc -p integration-tests` (and so by `cargo test
+/// --workspace`), so that the README cannot drift from the API unseen.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+/// The published crates' READMEs (what crates.io shows), compiled and run
+/// the same way.
+#[doc = include_str!("../../ipc-core/README.md")]
+#[doc = include_str!("../../ipc-net/README.md")]
+#[doc = include_str!("../../ipc-fork/README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;

@@ -28,6 +28,21 @@ pub const MAX_DECODE_DEPTH: usize = 128;
 /// assert_eq!((g.text, g.n), ("café \"ok\"", 7));
 /// # Ok::<(), ipc_core::json::JsonError>(())
 /// ```
+///
+/// # Errors
+/// About the text: [`JsonError::InvalidUtf8`] for bytes that are not
+/// UTF-8, [`JsonError::Eof`] for empty input or a value cut short,
+/// [`JsonError::Syntax`] for invalid JSON, [`JsonError::TrailingCharacters`]
+/// for anything after the value the type asked for, [`JsonError::TooDeep`]
+/// past [`MAX_DECODE_DEPTH`] levels. About the type:
+/// [`JsonError::TypeMismatch`] for a value of another JSON type (a string
+/// for a number, `1.5` for an integer), [`JsonError::InvalidValue`] for a
+/// number out of range (`300` or `-1` for a `u8`),
+/// [`JsonError::InvalidLength`] for an array too short for a tuple or
+/// array type, [`JsonError::MissingField`] / [`JsonError::DuplicateField`]
+/// / [`JsonError::UnknownField`] / [`JsonError::UnknownVariant`] as serde
+/// derives report them, and [`JsonError::Custom`] from a hand-written
+/// `Deserialize`. The buffer may be partly unescaped after an error.
 pub fn from_slice_mut<'de, T: de::Deserialize<'de>>(input: &'de mut [u8]) -> Result<T, JsonError> {
     core::str::from_utf8(input).map_err(|e| JsonError::InvalidUtf8 {
         offset: e.valid_up_to(),

@@ -11,6 +11,34 @@
 //! escapes and rejects escaped surrogate pairs (which Python's `json` emits
 //! for every non-BMP character). Borrowing escaped strings needs a mutable
 //! buffer, which is what a receive buffer is.
+//!
+//! A round trip through a stack buffer, as a channel does it:
+//!
+//! ```
+//! use ipc_core::json::{from_slice_mut, to_slice, JsonError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Job<'a> {
+//!     id: u32,
+//!     name: &'a str,       // borrowed from the buffer, even with escapes
+//!     tags: [char; 2],
+//! }
+//!
+//! let mut buf = [0u8; 64];
+//! let job = Job { id: 7, name: "say \"hi\"\n", tags: ['é', '😀'] };
+//! let n = to_slice(&job, &mut buf)?;
+//! assert_eq!(&buf[..n], r#"{"id":7,"name":"say \"hi\"\n","tags":["é","😀"]}"#.as_bytes());
+//!
+//! let back: Job = from_slice_mut(&mut buf[..n])?;
+//! assert_eq!(back, job);
+//!
+//! // Too small a buffer, or the wrong shape, is a typed error.
+//! assert_eq!(to_slice(&job, &mut [0u8; 8]), Err(JsonError::BufferFull));
+//! let mut text = *br#"{"id":7}"#;
+//! assert_eq!(from_slice_mut::<Job>(&mut text), Err(JsonError::MissingField("name")));
+//! # Ok::<(), JsonError>(())
+//! ```
 
 pub(crate) mod de;
 pub(crate) mod scan;
@@ -180,6 +208,13 @@ impl<'a> RawJson<'a> {
 
     /// Checks that `text` is exactly one JSON value (surrounding whitespace is
     /// trimmed).
+    ///
+    /// # Errors
+    /// [`JsonError::Empty`] for nothing but whitespace,
+    /// [`JsonError::Syntax`] for invalid JSON, [`JsonError::Eof`] for a
+    /// value cut short (`[1,`), [`JsonError::TrailingCharacters`] for more
+    /// than one value (`1 2`), [`JsonError::TooDeep`] past [`MAX_DEPTH`]
+    /// levels of nesting.
     pub fn new(text: &'a str) -> Result<Self, JsonError> {
         let span = scan::whole_value(text.as_bytes())?;
         Ok(RawJson(&text[span.start..span.end]))

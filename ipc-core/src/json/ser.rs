@@ -18,6 +18,14 @@ use super::{JsonError, RawJson};
 /// assert_eq!(&buf[..n], "[\"hé\",2,[true]]".as_bytes());
 /// # Ok::<(), ipc_core::json::JsonError>(())
 /// ```
+///
+/// # Errors
+/// [`JsonError::BufferFull`] when the JSON does not fit in `buf` (what was
+/// written so far is left there); [`JsonError::KeyMustBeString`] for a map
+/// key that JSON cannot name (a float, a unit, a sequence or a struct:
+/// strings, integers, bools and chars are fine); [`JsonError::Custom`]
+/// when the value's own `Serialize` fails. Non-finite floats are not an
+/// error: they become `null`, as in JavaScript.
 pub fn to_slice<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usize, JsonError> {
     let mut ser = Serializer { buf, len: 0 };
     value.serialize(&mut ser)?;
