@@ -3,7 +3,7 @@
 use ipc_fork::{Child, Event};
 
 use crate::cli::Serve;
-use crate::common::{listener, serve_forever, spawn_worker, PARENT_REPLY};
+use crate::common::{listener, spawn_worker, Serving, PARENT_REPLY};
 use crate::router::{Router, RouterOptions};
 use crate::signals::{stop_on_signal, Workers};
 
@@ -42,7 +42,11 @@ pub fn share_server(opts: &Serve) -> i32 {
         std::process::id(),
         child.id()
     );
-    std::thread::spawn(move || serve_forever(server, PARENT_REPLY));
+    let mut serving = match Serving::new() {
+        Ok(s) => s,
+        Err(e) => return fail("serve", e),
+    };
+    serving.serve(server, PARENT_REPLY);
     watch(child, "child");
     say!("share-server: the parent serves alone from now on");
     loop {
