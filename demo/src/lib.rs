@@ -34,6 +34,7 @@ macro_rules! warn {
 mod bench;
 pub mod cli;
 mod common;
+mod restart;
 mod router;
 mod selfcheck;
 mod serve;
