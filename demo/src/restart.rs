@@ -85,16 +85,36 @@ pub fn hand_over(server: &Server, opts: &Serve, workers: &Workers) -> Result<Chi
             Ok(child)
         }
         Err(e) => {
-            let status = match child.try_wait() {
-                Ok(Some(status)) => status,
-                _ => {
-                    let _ = child.kill();
-                    child.wait().map_err(|e| e.to_string())?
-                }
-            };
+            let status = end(&mut child, deadline).map_err(|e| e.to_string())?;
             Err(format!("successor {pid} failed: {e} ({status})"))
         }
     }
+}
+
+/// Gives a failed successor until `deadline` to exit (one whose channel
+/// closed is usually on its way out: its own status says more than
+/// SIGKILL's), then kills it; reaps it.
+fn end(child: &mut Child, deadline: Instant) -> std::io::Result<std::process::ExitStatus> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    if let Some(exit) = child.exit_fd() {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let left = Timespec::try_from(left).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            });
+            let mut fds = [PollFd::new(&exit, PollFlags::IN)];
+            match poll(&mut fds, Some(&left)) {
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => break,
+            }
+        }
+    }
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    child.kill()?;
+    child.wait()
 }
 
 /// Sends the listener and waits for `"ready"`, until `deadline`.
