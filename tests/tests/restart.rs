@@ -66,15 +66,22 @@ impl Hammer {
         });
     }
 
-    /// Stops the clients: the connections answered, and every failure.
-    fn stop(mut self) -> (usize, Vec<String>) {
+    /// Lets a few more connections through, stops the clients and checks
+    /// that none failed; the connections answered.
+    fn finish(mut self) -> usize {
+        self.wait_for(BETWEEN);
         self.stop.store(true, Ordering::Relaxed);
-        let failures = self
+        let failures: Vec<String> = self
             .threads
             .drain(..)
             .flat_map(|t| t.join().unwrap())
             .collect();
-        (self.answered.load(Ordering::Relaxed), failures)
+        assert!(
+            failures.is_empty(),
+            "{} failed: {failures:?}",
+            failures.len()
+        );
+        self.answered.load(Ordering::Relaxed)
     }
 }
 
@@ -170,14 +177,7 @@ fn share_server_restarts_on_sighup_without_refusing_a_connection() {
         // the new one.
         assert_eq!(exe_of(next), exe_name);
     }
-    hammer.wait_for(BETWEEN);
-    let (answered, failures) = hammer.stop();
-    assert!(
-        failures.is_empty(),
-        "{} failed: {failures:?}",
-        failures.len()
-    );
-    assert!(answered >= 4 * BETWEEN);
+    assert!(hammer.finish() >= 4 * BETWEEN);
     let reply = ask(port, Ipv4Addr::LOCALHOST).unwrap();
     assert!(REPLIES.contains(&reply.as_str()), "{reply:?}");
     let (server, worker) = (&procs[procs.len() - 2], &procs[procs.len() - 1]);
@@ -237,13 +237,7 @@ fn a_failed_successor_leaves_the_old_server_serving() {
         assert!(!Path::new(&format!("/proc/{successor}")).exists(), "reaped");
         logged_before = lines.len();
     }
-    hammer.wait_for(BETWEEN);
-    let (_, failures) = hammer.stop();
-    assert!(
-        failures.is_empty(),
-        "{} failed: {failures:?}",
-        failures.len()
-    );
+    hammer.finish();
     assert!(!server.exited_within(std::time::Duration::ZERO));
     assert!(!worker.exited_within(std::time::Duration::ZERO));
     eventually("the failed restarts leaked no descriptor", || {
