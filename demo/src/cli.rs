@@ -38,12 +38,37 @@ pub struct Serve {
     /// How long a routing worker may leave a socket unacknowledged before
     /// it is replaced.
     pub handoff_timeout: std::time::Duration,
+    /// share-server: how long a successor may take to say it is ready, and
+    /// the old workers to drain, on a restart (SIGHUP).
+    pub restart_timeout: std::time::Duration,
+    /// share-server: started by a predecessor, which hands the listener
+    /// over the channel (internal: `--successor`).
+    pub successor: bool,
+}
+
+impl Serve {
+    /// The arguments that start the successor of a share-server running
+    /// with these options.
+    pub fn successor_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "share-server".to_owned(),
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--restart-timeout".to_owned(),
+            self.restart_timeout.as_millis().to_string(),
+        ];
+        if let Some(cmd) = &self.child_cmd {
+            args.extend(["--child-cmd".to_owned(), cmd.join(" ")]);
+        }
+        args.push("--successor".to_owned());
+        args
+    }
 }
 
 /// Usage text.
 pub const USAGE: &str = "\
 usage: demo                                   run both scenarios with built-in clients and check every reply
-       demo share-server [--port P] [--child-cmd 'CMD ARGS']
+       demo share-server [--port P] [--restart-timeout MS] [--child-cmd 'CMD ARGS']
        demo route-sockets [--port P] [--vip ADDR] [--handoff-timeout MS] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
        demo bench [--quick] [FIGURE..]        our speed vs Node's and raw syscalls; figures:
@@ -51,7 +76,10 @@ usage: demo                                   run both scenarios with built-in c
                                               socket_handoff socket_handoff_4w server_handoff
                                               allocs_per_msg (default: all)
 
-share-server   parent and child accept from the same listening socket
+share-server   parent and child accept from the same listening socket; on SIGHUP it
+               starts its successor (this program, as now on disk), hands it the
+               listener, and once it is ready (within --restart-timeout, default
+               10000 ms) drains its own worker and exits; if it fails, serving goes on
 route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
                'special' child, the rest to 'normal' (the role is appended to --child-cmd);
                a worker that leaves a socket unacknowledged for --handoff-timeout
@@ -85,31 +113,39 @@ pub fn parse(args: &[String]) -> Result<Mode, String> {
     }
 }
 
-fn serve_options(mut args: &[String], vip_allowed: bool) -> Result<Serve, String> {
+fn serve_options(mut args: &[String], routing: bool) -> Result<Serve, String> {
     let mut serve = Serve {
         port: 0,
         vip: IpAddr::from([127, 0, 0, 2]),
         child_cmd: None,
         handoff_timeout: std::time::Duration::from_secs(5),
+        restart_timeout: std::time::Duration::from_secs(10),
+        successor: false,
     };
-    while let [flag, value, rest @ ..] = args {
+    loop {
+        let (flag, value, rest) = match args {
+            [] => return Ok(serve),
+            [flag, rest @ ..] if flag == "--successor" && !routing => {
+                serve.successor = true;
+                args = rest;
+                continue;
+            }
+            [flag, value, rest @ ..] => (flag, value, rest),
+            [flag] => return Err(format!("{flag} needs a value")),
+        };
         match flag.as_str() {
             "--port" => {
                 serve.port = value
                     .parse()
                     .map_err(|_| format!("--port: not a port: {value:?}"))?
             }
-            "--vip" if vip_allowed => {
+            "--vip" if routing => {
                 serve.vip = value
                     .parse()
                     .map_err(|_| format!("--vip: not an IP address: {value:?}"))?
             }
-            "--handoff-timeout" if vip_allowed => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| format!("--handoff-timeout: not milliseconds: {value:?}"))?;
-                serve.handoff_timeout = std::time::Duration::from_millis(ms);
-            }
+            "--handoff-timeout" if routing => serve.handoff_timeout = millis(flag, value)?,
+            "--restart-timeout" if !routing => serve.restart_timeout = millis(flag, value)?,
             "--child-cmd" => {
                 let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
                 if words.is_empty() {
@@ -121,11 +157,13 @@ fn serve_options(mut args: &[String], vip_allowed: bool) -> Result<Serve, String
         }
         args = rest;
     }
-    match args {
-        [] => Ok(serve),
-        [flag] => Err(format!("{flag} needs a value")),
-        _ => unreachable!("the loop consumes pairs"),
-    }
+}
+
+fn millis(flag: &str, value: &str) -> Result<std::time::Duration, String> {
+    let ms: u64 = value
+        .parse()
+        .map_err(|_| format!("{flag}: not milliseconds: {value:?}"))?;
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 #[cfg(test)]
@@ -165,5 +203,29 @@ mod tests {
             })
         );
         assert!(parse(&args("bench --fast")).is_err());
+    }
+
+    #[test]
+    fn a_successor_gets_the_options_of_its_predecessor() {
+        let mut a = args("share-server --restart-timeout 2500 --child-cmd");
+        a.push("node child.js".into());
+        let Ok(Mode::ShareServer(s)) = parse(&a) else {
+            panic!()
+        };
+        assert!(!s.successor);
+        let Ok(Mode::ShareServer(next)) = parse(&s.successor_args()) else {
+            panic!()
+        };
+        assert!(next.successor);
+        assert_eq!(next.successor_args(), s.successor_args());
+        assert_eq!(
+            Serve {
+                successor: false,
+                ..next
+            },
+            s
+        );
+        assert!(parse(&args("route-sockets --successor")).is_err());
+        assert!(parse(&args("route-sockets --restart-timeout 5")).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Pieces both scenarios use: replies, starting workers, serving a listener.
 
-use std::io::{self, Write};
+use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_fork::{Child, Command};
@@ -37,26 +38,77 @@ pub fn spawn_worker(child_cmd: Option<&[String]>, role: Option<&str>) -> io::Res
     cmd.spawn()
 }
 
-/// Answers every connection `server` accepts with `reply`, then closes it.
-/// Out of descriptors, it pauses instead of spinning (see [`AcceptPause`]).
-pub fn serve_forever(server: Server, reply: &'static [u8]) {
-    let mut pause = AcceptPause::default();
-    loop {
-        match server.accept() {
-            Ok(mut conn) => {
-                pause.accepted();
-                // A client that left early is its own business.
-                let _ = conn.write_all(reply);
-            }
-            Err(e) => match pause.failed(&e) {
-                Some(wait) => std::thread::sleep(wait),
-                None if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                None => {
-                    warn!("demo: accept failed: {e}");
-                    return;
+/// Threads that answer every connection their servers accept with a fixed
+/// reply, until stopped. Stopping (or dropping) lets each finish the
+/// connection in hand, then joins them: what is still queued in the kernel
+/// is left to the other processes that hold the listener. That is how a
+/// process leaves a shared listener without refusing anyone.
+#[derive(Debug)]
+pub struct Serving {
+    /// Closed to stop: the read end then polls readable.
+    stopper: Option<io::PipeWriter>,
+    stop: Arc<io::PipeReader>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Serving {
+    /// No thread yet.
+    ///
+    /// # Errors
+    /// From `pipe2(2)`.
+    pub fn new() -> io::Result<Serving> {
+        let (stop, stopper) = io::pipe()?;
+        Ok(Serving {
+            stopper: Some(stopper),
+            stop: Arc::new(stop),
+            threads: Vec::new(),
+        })
+    }
+
+    /// Starts a thread that answers every connection `server` accepts with
+    /// `reply`, then closes it. Out of descriptors, it pauses instead of
+    /// spinning (see [`AcceptPause`]).
+    pub fn serve(&mut self, server: Server, reply: &'static [u8]) {
+        let stop = Arc::clone(&self.stop);
+        self.threads.push(std::thread::spawn(move || {
+            let mut pause = AcceptPause::default();
+            loop {
+                match server.accept_until(&*stop) {
+                    Ok(Some(conn)) => {
+                        pause.accepted();
+                        crate::linger::answer(conn, reply);
+                    }
+                    Ok(None) => return,
+                    Err(e) => match pause.failed(&e) {
+                        Some(wait) => std::thread::sleep(wait),
+                        None if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                        None => {
+                            warn!("demo: accept failed: {e}");
+                            return;
+                        }
+                    },
                 }
-            },
+            }
+        }));
+    }
+
+    /// Stops accepting and waits until every thread has answered the
+    /// connection it holds.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stopper = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop_and_join();
     }
 }
 

@@ -34,6 +34,8 @@ macro_rules! warn {
 mod bench;
 pub mod cli;
 mod common;
+mod linger;
+mod restart;
 mod router;
 mod selfcheck;
 mod serve;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ipc_fork::Event;
 use ipc_net::Server;
 
-use crate::common::{role_reply, serve_forever, spawn_worker, CHILD_REPLY, PARENT_REPLY};
+use crate::common::{role_reply, spawn_worker, Serving, CHILD_REPLY, PARENT_REPLY};
 use crate::router::{Router, RouterOptions};
 use crate::signals::Workers;
 
@@ -75,7 +75,8 @@ fn check_share_server() -> io::Result<ShareResult> {
         Ok(Event::Message(m, None)) if m.as_str() == "\"ready?\"" => {}
         other => return Err(io::Error::other(format!("worker did not echo: {other:?}"))),
     }
-    std::thread::spawn(move || serve_forever(server, PARENT_REPLY));
+    let mut serving = Serving::new()?;
+    serving.serve(server, PARENT_REPLY);
     let (parent, by_child, wrong) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -101,6 +102,7 @@ fn check_share_server() -> io::Result<ShareResult> {
         );
         total += CONNECTIONS;
     }
+    serving.stop();
     child.disconnect()?;
     wait_exit(&mut child)?;
     Ok(ShareResult {

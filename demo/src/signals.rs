@@ -1,36 +1,59 @@
-//! Stopping cleanly on Ctrl-C or SIGTERM: the signals are blocked in every
-//! thread and one thread waits for them with `sigwait`, so no handler runs
-//! in signal context. Children get a clean mask (std resets it at spawn).
+//! Signals without handlers: they are blocked in every thread and one
+//! thread waits for them with `sigwait`, so no code runs in signal context.
+//! Ctrl-C or SIGTERM stop cleanly; SIGHUP, where asked for, is passed on to
+//! the main loop as a byte on a pipe. Children inherit the mask (std
+//! leaves it as it is): a successor cannot die of a SIGHUP before it waits
+//! for one itself, and a worker leaves when its channel closes, as it does
+//! when the parent exits (the SIGTERM it is sent stays pending).
 #![allow(unsafe_code)]
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 /// Process ids of the workers to stop.
 pub type Workers = Arc<Mutex<Vec<u32>>>;
 
-fn stop_set() -> libc::sigset_t {
+fn signal_set(hangup: bool) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset only write the set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        if hangup {
+            libc::sigaddset(&mut set, libc::SIGHUP);
+        }
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread and the threads it starts from
-/// now on, and starts the thread that stops everything when one arrives:
-/// it sends SIGTERM to `workers` and exits.
-pub fn stop_on_signal(workers: Workers) {
-    let set = stop_set();
+/// Blocks SIGINT and SIGTERM (and SIGHUP when `hangup` is given) in this
+/// thread and the threads it starts from now on, and starts the thread
+/// that waits for them. SIGINT or SIGTERM: it sends SIGTERM to `workers`
+/// and exits. SIGHUP: it writes a byte to `hangup` (never waiting: a full
+/// pipe already says "SIGHUP") and goes on waiting.
+pub fn stop_on_signal(workers: Workers, hangup: Option<std::io::PipeWriter>) {
+    if let Some(pipe) = &hangup {
+        if let Err(e) = rustix::io::ioctl_fionbio(pipe, true) {
+            warn!("demo: SIGHUP pipe: {e}");
+        }
+    }
+    let set = signal_set(hangup.is_some());
     // SAFETY: changes this thread's signal mask only; `set` is valid.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     std::thread::spawn(move || {
         let mut sig = 0;
-        // SAFETY: waits for a signal of `set`, which is blocked in every
-        // thread of this process.
-        unsafe { libc::sigwait(&set, &mut sig) };
+        loop {
+            // SAFETY: waits for a signal of `set`, which is blocked in
+            // every thread of this process.
+            unsafe { libc::sigwait(&set, &mut sig) };
+            if sig != libc::SIGHUP {
+                break;
+            }
+            if let Some(mut pipe) = hangup.as_ref() {
+                let _ = pipe.write(&[0]);
+            }
+        }
         let name = if sig == libc::SIGINT {
             "SIGINT"
         } else {

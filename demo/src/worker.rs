@@ -1,22 +1,29 @@
 //! `demo worker [normal|special]`: the docs' `child.js`, for any parent
 //! that speaks Node's channel protocol.
 
-use std::io::Write;
-
 use ipc_core::json::RawJson;
 use ipc_fork::Event;
 use ipc_net::Received;
 
-use crate::common::{role_reply, serve_forever, CHILD_REPLY};
+use crate::common::{role_reply, Serving, CHILD_REPLY};
 
 /// Serves `"server"` handles with `handled by child`, answers `"socket"`
-/// handles with the role line, echoes every other message.
+/// handles with the role line, echoes every other message. When the
+/// parent disconnects (or goes away) it drains: stops accepting, answers
+/// the connections in hand, and exits.
 pub fn run(role: &str) -> i32 {
     let mut parent = match ipc_fork::parent() {
         Ok(p) => p,
         Err(e) => {
             warn!("demo worker: {e}");
             return 2;
+        }
+    };
+    let mut serving = match Serving::new() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("demo worker: {e}");
+            return 1;
         }
     };
     let reply = role_reply(role);
@@ -31,7 +38,10 @@ pub fn run(role: &str) -> i32 {
                 handle
             }
             Ok(Event::Internal(..) | Event::Fate(_)) => continue,
-            Ok(Event::Disconnect | Event::Exit(_)) => return 0,
+            Ok(Event::Disconnect | Event::Exit(_)) => {
+                serving.stop();
+                return 0;
+            }
             Err(e) if !e.is_fatal() => {
                 warn!("demo worker: {e}");
                 continue;
@@ -43,10 +53,10 @@ pub fn run(role: &str) -> i32 {
         };
         match (text.as_str(), handle) {
             ("\"server\"", Some(Ok(Received::Server(server)))) => {
-                std::thread::spawn(move || serve_forever(server, CHILD_REPLY));
+                serving.serve(server, CHILD_REPLY);
             }
-            ("\"socket\"", Some(Ok(Received::Socket(mut socket)))) => {
-                let _ = socket.write_all(reply.as_bytes());
+            ("\"socket\"", Some(Ok(Received::Socket(socket)))) => {
+                crate::linger::answer(socket, reply.as_bytes());
             }
             (_, Some(Err(e))) => warn!("demo worker: refused a handle with {text}: {e}"),
             (_, Some(Ok(_))) => warn!("demo worker: unexpected handle with {text}"),

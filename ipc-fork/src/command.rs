@@ -126,6 +126,20 @@ impl Command {
         Ok(Command::new(std::env::current_exe()?))
     }
 
+    /// A child running the program that is now at this executable's path:
+    /// for a successor, after an upgrade that replaced the file. Once the
+    /// running file is replaced or removed, Linux names it `PATH
+    /// (deleted)` (`/proc/self/exe`, which [`current_exe`](Self::current_exe)
+    /// reads); the suffix is dropped then, so the new file at `PATH` runs.
+    /// `argv[0]` is not used: it may be relative to a directory the
+    /// process has left, or a name looked up in a `PATH` that has changed.
+    ///
+    /// # Errors
+    /// As `std::env::current_exe` (no `/proc`).
+    pub fn current_exe_on_disk() -> io::Result<Command> {
+        Ok(Command::new(on_disk(std::env::current_exe()?)))
+    }
+
     /// Adds an argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
         self.args.push(arg.as_ref().to_owned());
@@ -341,6 +355,19 @@ impl Command {
     }
 }
 
+/// `exe` without the ` (deleted)` Linux appends to the name of a running
+/// executable whose file has been replaced or removed.
+fn on_disk(exe: PathBuf) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    if exe.exists() {
+        return exe;
+    }
+    match exe.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
+        Some(path) => PathBuf::from(OsStr::from_bytes(path)),
+        None => exe,
+    }
+}
+
 /// Refuses placements onto the standard streams and numbers given twice.
 fn check_placements(placements: &[(RawFd, RawFd)]) -> io::Result<()> {
     for (i, &(_, number)) in placements.iter().enumerate() {
@@ -380,4 +407,20 @@ fn place_fds(placements: &mut [(RawFd, RawFd)]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_executable_is_found_at_its_path() {
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(on_disk(exe.clone()), exe);
+        let mut deleted = exe.clone().into_os_string();
+        deleted.push(" (deleted)");
+        assert_eq!(on_disk(deleted.into()), exe);
+        let gone = PathBuf::from("/nonexistent/app");
+        assert_eq!(on_disk(gone.clone()), gone);
+    }
 }

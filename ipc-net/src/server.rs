@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ipc_core::{Handle, HandleKind};
-use rustix::event::PollFlags;
+use rustix::event::{PollFd, PollFlags};
 use rustix::net::SocketFlags;
 
 use crate::addr::Addr;
@@ -233,6 +233,43 @@ impl Server {
             };
             if let Some(socket) = self.adopt(fd) {
                 return Ok(socket);
+            }
+        }
+    }
+
+    /// Waits for a connection, or until `stop` becomes readable: then
+    /// `Ok(None)`, and no connection was taken. For stopping gracefully: a
+    /// thread blocked in [`accept`](Self::accept) cannot otherwise be woken
+    /// but by closing the listener, and that cannot be done to a listener
+    /// other processes share (`shutdown(2)` would stop it for all of them).
+    /// `stop` is typically the read end of a pipe whose write end is closed
+    /// to stop. When both are ready, `stop` wins. Like
+    /// [`try_accept`](Self::try_accept), it puts the listener in
+    /// non-blocking mode, so that a connection another process took first
+    /// means waiting again rather than blocking.
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept), and from `poll(2)` (`EINTR` is retried).
+    pub fn accept_until(&self, stop: impl AsFd) -> io::Result<Option<Socket>> {
+        loop {
+            let mut fds = [
+                PollFd::new(self, PollFlags::IN),
+                PollFd::new(&stop, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !fds[1].revents().is_empty() {
+                return Ok(None);
+            }
+            if fds[0].revents().is_empty() {
+                continue;
+            }
+            match self.try_accept() {
+                Ok(socket) => return Ok(Some(socket)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
             }
         }
     }

@@ -311,6 +311,24 @@ impl Running {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until it exits by itself (a restarted server does), with the
+    /// usual guard against hangs; its output stays readable (its
+    /// successors write there too).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        // Kept until std has reaped it: dropping it would reap first.
+        let process = Process::open(child.id());
+        assert!(
+            process.exited_within(LINE_TIMEOUT),
+            "pid {} did not exit",
+            child.id()
+        );
+        let status = child.wait().unwrap();
+        drop(process);
+        self.child = None;
+        status
+    }
+
     /// Sends SIGTERM, expects a clean exit, returns the rest of its output.
     pub fn stop(mut self) -> String {
         let mut child = self.child.take().expect("running");
@@ -334,6 +352,88 @@ impl Drop for Running {
             let _ = c.wait();
         }
     }
+}
+
+/// A process known by its pidfd, whether or not it is this process's
+/// child (the successors of a restarted server are not): signalled and
+/// waited for without pid-reuse races, and killed if a failing test leaves
+/// it behind.
+pub struct Process {
+    pid: u32,
+    fd: OwnedFd,
+}
+
+impl Process {
+    /// Process `pid`, which must exist (it may have exited, unreaped).
+    pub fn open(pid: u32) -> Process {
+        let raw = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+        let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty())
+            .unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"));
+        Process { pid, fd }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends it `signal`.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::pidfd_send_signal(&self.fd, signal)
+            .unwrap_or_else(|e| panic!("signal pid {}: {e}", self.pid));
+    }
+
+    /// Whether it exits within `timeout` (its pidfd becomes readable).
+    pub fn exited_within(&self, timeout: std::time::Duration) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = Timespec::try_from(left).expect("a timeout");
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match poll(&mut fds, Some(&left)) {
+                Ok(n) => return n > 0,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => panic!("poll pidfd: {e}"),
+            }
+        }
+    }
+
+    /// Waits until it exits (with the usual guard against hangs), and
+    /// reaps it: its exit code, or `None` when it died of a signal or is
+    /// not this process's child (see [`adopt_orphans`]).
+    pub fn wait(&self) -> Option<i32> {
+        assert!(
+            self.exited_within(LINE_TIMEOUT),
+            "pid {} did not exit",
+            self.pid
+        );
+        self.reap()?.exit_status()
+    }
+
+    fn reap(&self) -> Option<rustix::process::WaitIdStatus> {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        waitid(WaitId::PidFd(self.fd.as_fd()), options).ok()?
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.exited_within(std::time::Duration::ZERO) {
+            let _ = rustix::process::pidfd_send_signal(&self.fd, rustix::process::Signal::KILL);
+            self.exited_within(LINE_TIMEOUT);
+        }
+        self.reap();
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants
+/// (`PR_SET_CHILD_SUBREAPER`): a restarted server's successors outlive
+/// their parent, and their exit status is then this process's to read
+/// ([`Process::wait`]); no zombie is left behind either.
+pub fn adopt_orphans() {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("subreaper");
 }
 
 /// Open descriptors of process `pid`.

@@ -356,3 +356,24 @@ fn abstract_unix_listener_serves_in_the_child() {
     assert_eq!(next_report(&mut child).what, "served");
     child.disconnect().unwrap();
 }
+
+/// `accept_until` accepts while `stop` is quiet, wakes a thread blocked in
+/// it when the pipe's write end closes, and then takes no connection: the
+/// one waiting stays queued for whoever else holds the listener.
+#[test]
+fn accept_until_stops_on_the_pipe_and_leaves_the_queue() {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().as_inet().unwrap();
+    let (stop, stopper) = std::io::pipe().unwrap();
+    let _first = TcpStream::connect(addr).unwrap();
+    assert!(server.accept_until(&stop).unwrap().is_some());
+    let other = server.try_clone().unwrap();
+    let waiting = std::thread::spawn(move || server.accept_until(&stop).unwrap().is_none());
+    drop(stopper);
+    assert!(waiting.join().unwrap(), "stopped without a connection");
+    let _second = TcpStream::connect(addr).unwrap();
+    let (stop, stopper) = std::io::pipe().unwrap();
+    drop(stopper);
+    assert!(other.accept_until(&stop).unwrap().is_none(), "stop wins");
+    assert!(other.try_accept().is_ok(), "the connection is still queued");
+}
