@@ -1,10 +1,10 @@
 //! Signals without handlers: they are blocked in every thread and one
 //! thread waits for them with `sigwait`, so no code runs in signal context.
 //! Ctrl-C or SIGTERM stop cleanly; SIGHUP, where asked for, is passed on to
-//! the main loop as a byte on a pipe. Children inherit the mask (std
-//! leaves it as it is): a successor cannot die of a SIGHUP before it waits
-//! for one itself, and a worker leaves when its channel closes, as it does
-//! when the parent exits (the SIGTERM it is sent stays pending).
+//! the main loop as a byte on a pipe. Children start with no signal
+//! blocked (`ipc_fork::Command` clears the mask, as libuv does for Node):
+//! a worker sent SIGTERM stops at once, and one whose parent went away
+//! leaves when its channel closes.
 #![allow(unsafe_code)]
 
 use std::io::Write;

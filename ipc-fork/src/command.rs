@@ -260,7 +260,8 @@ impl Command {
     /// Both socket ends are created close-on-exec, and only the child's copy
     /// of its end becomes the channel's descriptor (between fork and exec),
     /// so children started at the same time from other threads inherit
-    /// nothing.
+    /// nothing. The child starts with no signal blocked, as Node's do
+    /// (std would pass on this thread's mask).
     ///
     /// # Errors
     /// `InvalidInput` for a bad descriptor placement (see
@@ -341,15 +342,16 @@ impl Command {
         if let Some(uid) = self.uid {
             cmd.uid(uid);
         }
-        if !placements.is_empty() {
-            // SAFETY: the closure runs in the child between fork and exec
-            // (or just before exec), and only makes async-signal-safe
-            // system calls on plain integers; it allocates nothing and
-            // touches no lock.
-            #[allow(unsafe_code)]
-            unsafe {
-                cmd.pre_exec(move || place_fds(&mut placements));
-            }
+        // SAFETY: the closure runs in the child between fork and exec (or
+        // just before exec), and only makes async-signal-safe system calls
+        // on plain integers and a stack sigset; it allocates nothing and
+        // touches no lock.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || {
+                unblock_signals()?;
+                place_fds(&mut placements)
+            });
         }
         Ok(cmd)
     }
@@ -366,6 +368,25 @@ fn on_disk(exe: PathBuf) -> PathBuf {
         Some(path) => PathBuf::from(OsStr::from_bytes(path)),
         None => exe,
     }
+}
+
+/// In the child: an empty signal mask, as libuv gives Node's children. A
+/// parent that blocks signals to take them with `sigwait` (or a signal
+/// thread) would otherwise pass the mask on (std keeps it), and the child
+/// would never see `SIGTERM`.
+fn unblock_signals() -> io::Result<()> {
+    // SAFETY: sigemptyset fills the stack sigset; pthread_sigmask is
+    // async-signal-safe and only reads it.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
 }
 
 /// Refuses placements onto the standard streams and numbers given twice.

@@ -132,6 +132,32 @@ fn channel_moves_aside_for_a_listener_at_three() {
     assert!(exit_of(&mut child).success());
 }
 
+/// A parent that blocks signals (to take them with sigwait) starts
+/// children that still see them, as Node's do.
+#[test]
+fn children_start_with_no_signal_blocked() {
+    let _serial = serial();
+    // SAFETY: sigset on the stack; the mask of this test's thread only.
+    let block = |how| unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    };
+    block(libc::SIG_BLOCK);
+    let child = Command::new("/bin/sh")
+        .args(["-c", "grep SigBlk /proc/self/status"])
+        .stdout(Stdio::Piped)
+        .spawn();
+    block(libc::SIG_UNBLOCK);
+    let mut child = child.unwrap();
+    assert_eq!(
+        read_all(child.stdout().unwrap()),
+        "SigBlk:\t0000000000000000\n"
+    );
+    assert!(exit_of(&mut child).success());
+}
+
 #[test]
 fn a_child_in_its_own_process_group() {
     let _serial = serial();
