@@ -127,10 +127,17 @@ impl<const TX: usize> Sender<'_, TX> {
 
 /// Writes what the socket takes now. A peer that went away marks the send
 /// side dead (the next send reports it); reading goes on.
+#[inline(always)]
 fn write_now<const TX: usize>(tx: &mut Tx<TX>, sock: BorrowedFd<'_>) {
-    if !tx.wants_write() {
-        return;
+    // Inline: on the receive path there is rarely anything to write.
+    if tx.wants_write() {
+        write_pending(tx, sock);
     }
+}
+
+/// [`write_now`] when there is something to write.
+#[inline(never)]
+fn write_pending<const TX: usize>(tx: &mut Tx<TX>, sock: BorrowedFd<'_>) {
     match tx.flush(sock) {
         Ok(()) | Err(Error::WouldBlock) => {}
         Err(e) => tx.fail(if e.is_fatal() { Error::Disconnected } else { e }),
