@@ -443,6 +443,32 @@ pub fn fd_count_of(pid: u32) -> usize {
         .count()
 }
 
+/// TCP connections (not listeners) process `pid` holds open: its socket
+/// descriptors whose inode `/proc/PID/net/tcp{,6}` lists in a state other
+/// than LISTEN. The demo keeps an answered connection until the client has
+/// closed its end (a lingering close), so a test that counts descriptors
+/// waits for this to reach 0 first.
+pub fn tcp_connections_of(pid: u32) -> usize {
+    let mut connected = std::collections::HashSet::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // st (column 3) 0A is LISTEN; the inode is column 9.
+            if cols.len() > 9 && cols[3] != "0A" {
+                connected.insert(format!("socket:[{}]", cols[9]));
+            }
+        }
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| connected.contains(&*target.to_string_lossy()))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time process `pid` has used (user + system), in clock ticks.
 pub fn cpu_ticks_of(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");

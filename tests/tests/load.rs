@@ -6,16 +6,19 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use integration_tests::{ask, number_after, Running};
+use integration_tests::{ask, eventually, fd_count_of, number_after, tcp_connections_of, Running};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
 const CONNECTIONS: usize = 10_000;
 const IN_FLIGHT: usize = 64;
 
-fn fds_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
+/// Descriptor counts, once every answered connection is closed (the demo
+/// keeps one open until its client has closed too).
+fn settled_fds_of(pids: &[u32]) -> Vec<usize> {
+    eventually("answered connections to close", || {
+        pids.iter().all(|&p| tcp_connections_of(p) == 0)
+    });
+    pids.iter().map(|&p| fd_count_of(p)).collect()
 }
 
 #[test]
@@ -36,7 +39,7 @@ fn route_sockets_under_ten_thousand_connections() {
         ask(port, Ipv4Addr::new(127, 0, 0, 2)).unwrap(),
         "You were handled as a special person\n"
     );
-    let baseline: Vec<usize> = pids.iter().map(|&p| fds_of(p)).collect();
+    let baseline = settled_fds_of(&pids);
 
     let (next, right, wrong) = (
         AtomicUsize::new(0),
@@ -67,7 +70,7 @@ fn route_sockets_under_ten_thousand_connections() {
             });
         }
     });
-    let after: Vec<usize> = pids.iter().map(|&p| fds_of(p)).collect();
+    let after = settled_fds_of(&pids);
     demo.stop();
     eprintln!(
         "load: {} right, {} wrong; fds parent/special/normal {baseline:?} -> {after:?}",
