@@ -37,10 +37,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Many children in one thread: [`Poller`].
+//! Many children in one thread: [`Poller`]. Node's `cluster` protocol,
+//! primary and worker: [`cluster`].
 #![deny(missing_docs, unsafe_code)]
 
 mod child;
+pub mod cluster;
 mod command;
 mod endpoint;
 mod parent;
