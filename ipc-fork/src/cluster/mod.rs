@@ -54,7 +54,7 @@
 //!     Listener::RoundRobin { .. } => {}
 //! }
 //! loop {
-//!     match worker.next()? {
+//!     match worker.next_event()? {
 //!         WorkerEvent::Connection { mut socket, .. } => {
 //!             let _ = socket.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello\n");
 //!         }

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 
 use super::bind::{self, Want};
 use super::rr::{Conn, Deal, InFlight, RoundRobin};
-use super::wire::{self, Act, Ack, ClusterIn, Reply, Sockname};
+use super::wire::{self, Ack, Act, ClusterIn, Reply, Sockname};
 use super::{InputError, Policy};
 use crate::{ChildId, Command, Event, Poller, Ready, Token};
 
@@ -123,7 +123,10 @@ pub struct WorkerInfo {
 /// A key's socket: shared with every worker, or accepted here.
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Shared { fd: OwnedFd, tag: ipc_core::HandleKind },
+    Shared {
+        fd: OwnedFd,
+        tag: ipc_core::HandleKind,
+    },
     RoundRobin(RoundRobin),
 }
 
@@ -161,7 +164,7 @@ pub struct Primary {
 
 /// An event taken out of the poller's borrow.
 enum Input {
-    Cluster(ChildId, ClusterIn),
+    Cluster(ChildId, Box<ClusterIn>),
     Message(ChildId, String),
     Bad(ChildId, InputError),
     Fate(ChildId, Fate),
@@ -175,7 +178,7 @@ impl Input {
     fn of(id: ChildId, event: Result<Event<'_>, Error>) -> Input {
         match event {
             Ok(Event::Internal(mut msg, _)) => match wire::read(&mut msg) {
-                Some(Ok(m)) => Input::Cluster(id, m),
+                Some(Ok(m)) => Input::Cluster(id, Box::new(m)),
                 Some(Err(e)) => Input::Bad(id, InputError::Json(e)),
                 None => Input::Nothing,
             },
@@ -330,9 +333,13 @@ impl Primary {
 
     fn apply(&mut self, poller: &mut Poller, input: Input) {
         match input {
-            Input::Cluster(id, m) => self.on_cluster(poller, id, m),
-            Input::Message(worker, json) => self.events.push_back(ClusterEvent::Message { worker, json }),
-            Input::Bad(worker, error) => self.events.push_back(ClusterEvent::BadInput { worker, error }),
+            Input::Cluster(id, m) => self.on_cluster(poller, id, *m),
+            Input::Message(worker, json) => self
+                .events
+                .push_back(ClusterEvent::Message { worker, json }),
+            Input::Bad(worker, error) => self
+                .events
+                .push_back(ClusterEvent::BadInput { worker, error }),
             Input::Fate(id, fate) => self.on_fate(poller, id, fate),
             Input::Disconnect(id) => self.on_disconnect(poller, id),
             Input::Exit(id, status) => {

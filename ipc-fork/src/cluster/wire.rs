@@ -143,7 +143,9 @@ pub(crate) fn read(msg: &mut Message<'_>) -> Option<Result<ClusterIn, JsonError>
         return None;
     }
     let data = match json::member(msg.as_str(), "data") {
-        Ok(d) => d.filter(|d| d.as_str() != "null").map(|d| d.as_str().to_owned()),
+        Ok(d) => d
+            .filter(|d| d.as_str() != "null")
+            .map(|d| d.as_str().to_owned()),
         Err(e) => return Some(Err(e)),
     };
     Some(msg.parse::<ClusterIn>().map(|mut m| {

@@ -10,7 +10,7 @@ use ipc_core::Error;
 use ipc_net::{Datagram, HandleError, Server, Socket};
 use rustix::io::Errno;
 
-use super::wire::{self, Act, Ack, AddressType, ClusterIn, Query};
+use super::wire::{self, Ack, Act, AddressType, ClusterIn, Query};
 use crate::{Event, Parent, ParentError};
 
 /// Whether this process was started as a cluster worker (`NODE_UNIQUE_ID`
@@ -275,7 +275,7 @@ impl Worker {
     /// # Errors
     /// From the channel; non-fatal ones concern one frame and the worker
     /// goes on.
-    pub fn next(&mut self) -> Result<WorkerEvent, Error> {
+    pub fn next_event(&mut self) -> Result<WorkerEvent, Error> {
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(e);
@@ -348,10 +348,7 @@ impl Worker {
             AddressType::Udp4 => "udp4",
             AddressType::Udp6 => "udp6",
         };
-        let tuple = format!(
-            "{}:{port}:{type_text}:{fd_part}",
-            address.unwrap_or("null")
-        );
+        let tuple = format!("{}:{port}:{type_text}:{fd_part}", address.unwrap_or("null"));
         let slot = self.indexes.entry(tuple.clone()).or_insert(0);
         let index = *slot;
         *slot += 1;
@@ -382,7 +379,7 @@ impl Worker {
     }
 
     /// Waits for the answer to our message `seq`; what else comes meanwhile
-    /// is acted on and kept for [`next`](Self::next).
+    /// is acted on and kept for [`next_event`](Self::next_event).
     fn answer(&mut self, seq: u64) -> Result<(ClusterIn, Option<OwnedFd>), ClusterError> {
         loop {
             let (m, fd) = match self.parent.recv() {
