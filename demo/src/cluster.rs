@@ -2,7 +2,8 @@
 //! own `app.js`, or `demo cluster-worker`) through `ipc_fork::cluster`.
 //!
 //! One line per worker event on stdout. A worker that dies is replaced
-//! (with [`Backoff`] when it keeps dying at once); one that sends garbage is
+//! (with [`Backoff`] when it keeps dying at once) unless it left on purpose
+//! (`exitedAfterDisconnect`); one that sends garbage is
 //! killed and replaced. SIGHUP restarts the workers one by one: each new
 //! worker listens before its predecessor is disconnected, so the sockets
 //! never lack a worker. SIGINT/SIGTERM disconnects every worker, waits for
@@ -147,10 +148,13 @@ impl Cluster {
             ClusterEvent::Disconnect {
                 worker,
                 exited_after_disconnect,
-            } => say!(
-                "{} disconnected (exitedAfterDisconnect={exited_after_disconnect})",
-                self.name(worker)
-            ),
+            } => {
+                let dealt = self.primary.worker(worker).map_or(0, |w| w.connections);
+                say!(
+                    "{} disconnected (exitedAfterDisconnect={exited_after_disconnect}, {dealt} connections dealt)",
+                    self.name(worker)
+                );
+            }
             ClusterEvent::Exit {
                 worker,
                 status,
@@ -160,15 +164,16 @@ impl Cluster {
                     "{} exited: {status} (exitedAfterDisconnect={exited_after_disconnect})",
                     self.name(worker)
                 );
-                self.exited(worker);
+                self.exited(worker, exited_after_disconnect);
                 self.names.remove(&worker);
             }
             _ => {}
         }
     }
 
-    /// A worker exited: its slot gets another one (unless stopping).
-    fn exited(&mut self, id: ChildId) {
+    /// A worker exited: its slot gets another one, unless stopping or it
+    /// left on purpose (as Node's docs do: `exitedAfterDisconnect`).
+    fn exited(&mut self, id: ChildId, on_purpose: bool) {
         if let Some(r) = &mut self.rolling {
             if r.current.is_some_and(|(_, new, _)| new == id) {
                 say!("rolling restart: the new worker died before listening; the old one stays");
@@ -184,6 +189,10 @@ impl Cluster {
         };
         let (_, started) = slot.worker.take().expect("found by its worker");
         if self.stopping.is_some() {
+            return;
+        }
+        if on_purpose {
+            say!("cluster: the worker left on purpose; not replaced");
             return;
         }
         let delay = slot.backoff.after_exit(started.elapsed());

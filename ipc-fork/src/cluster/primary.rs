@@ -116,6 +116,8 @@ pub struct WorkerInfo {
     pub exited_after_disconnect: bool,
     /// Its channel has closed.
     pub disconnected: bool,
+    /// Round-robin connections it accepted.
+    pub connections: u64,
     /// Entries (keys) it uses.
     entries: Vec<usize>,
 }
@@ -238,6 +240,7 @@ impl Primary {
                 listening: false,
                 exited_after_disconnect: false,
                 disconnected: false,
+                connections: 0,
                 entries: Vec::new(),
             },
         );
@@ -693,6 +696,9 @@ impl Primary {
         };
         if accepted {
             drop(conn);
+            if let Some(w) = self.workers.get_mut(&id) {
+                w.connections += 1;
+            }
             if let Some(Entry {
                 kind: Kind::RoundRobin(rr),
                 workers,
