@@ -1,7 +1,7 @@
 //! Node's cluster protocol with real processes: `demo cluster` (our
-//! primary) running the Node docs' cluster app (`tests/node/cluster-app.js`,
+//! primary) running the Node docs' cluster app (`demo/node/cluster-app.js`,
 //! whose only change is that the port comes from `$PORT`) and our Rust
-//! `cluster-worker`, and Node's own primary (`tests/node/cluster-primary.js`)
+//! `cluster-worker`, and Node's own primary (`demo/node/cluster-primary.js`)
 //! running Rust workers. Ports are the kernel's (`PORT=0`: every worker
 //! gets the same one, as in Node). Synchronisation is on the primary's
 //! lines (`listening`, `exited`, ...), never on sleeps.
@@ -18,8 +18,11 @@ use integration_tests::{
 use rustix::process::Signal;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo-under-test");
-const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/node/cluster-app.js");
-const NODE_PRIMARY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/node/cluster-primary.js");
+const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/node/cluster-app.js");
+const NODE_PRIMARY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../demo/node/cluster-primary.js"
+);
 
 /// `demo cluster` with `workers` workers running `cmd`, read up to its
 /// first worker's `listening` line; `PORT=0` unless `env` says otherwise.
