@@ -97,6 +97,12 @@ pub enum ClusterEvent {
     Timeout,
 }
 
+/// Round-robin connections on their way to one worker at a time. Node's
+/// primary sends the next only once the worker answered the last (one);
+/// two keep a worker busy while its answer travels back, and a Node worker
+/// answers each `newconn` on its own.
+pub const IN_FLIGHT_PER_WORKER: usize = 2;
+
 /// How long accepting pauses when out of descriptors.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
@@ -481,8 +487,8 @@ impl Primary {
                     sockname: rr.sockname.as_ref(),
                     seq: seq_out,
                 };
-                if child.try_send(&reply).is_ok() {
-                    rr.free.push_back(id);
+                if child.try_send(&reply).is_ok() && !rr.free.contains(&id) {
+                    rr.free.extend([id; IN_FLIGHT_PER_WORKER]);
                 }
                 self.deal(poller, e);
             }
@@ -733,7 +739,7 @@ impl Primary {
                 ..
             }) = self.entries.get_mut(e).and_then(Option::as_mut)
             {
-                if workers.contains(&id) && !rr.free.contains(&id) {
+                if workers.contains(&id) {
                     rr.free.push_back(id);
                 }
             }

@@ -1,6 +1,8 @@
 //! Round-robin dealing (Node's `RoundRobinHandle`): the primary accepts,
-//! and each connection goes to the first free worker with `newconn`; a
-//! worker is free again once it has answered.
+//! and each connection goes to the first free worker with `newconn`. `free`
+//! holds credits: a worker is in it once per `newconn` it may still take
+//! ([`IN_FLIGHT_PER_WORKER`](super::IN_FLIGHT_PER_WORKER) in all), and
+//! gets the credit back when it answers.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
