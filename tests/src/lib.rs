@@ -403,3 +403,12 @@ pub fn http_get(port: u16) -> std::io::Result<String> {
         )),
     }
 }
+
+/// Process `pid`'s descriptor count comes back to `baseline` (retried, up
+/// to the hang guard).
+pub fn fds_settle_at(pid: u32, baseline: usize) {
+    eventually(
+        &format!("process {pid}'s descriptor count is back to its baseline {baseline}"),
+        || fd_count_of(pid) == baseline,
+    );
+}

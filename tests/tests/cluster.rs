@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 
 use integration_tests::{
-    eventually, fd_count_of, have_node, http_get, number_after, signal, Running,
+    fd_count_of, fds_settle_at, have_node, http_get, number_after, signal, Running,
 };
 use rustix::process::Signal;
 
@@ -102,50 +102,16 @@ fn dealt(rest: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The primary's descriptors come back to `baseline` once idle.
-fn settles_at(p: &Running, baseline: usize) {
-    let pid = p.pid();
-    eventually(
-        "the primary's descriptors are back to their baseline",
-        || fd_count_of(pid) == baseline,
-    );
-}
-
-#[test]
-fn docs_app_round_robin_every_request_answered_by_both_workers() {
-    if !have_node() {
-        return;
-    }
-    let mut p = primary(2, "rr", &["node", APP], &[]);
+/// The docs' app under `policy`: 300 requests answered, the primary's
+/// descriptors back to their baseline; the primary's last lines.
+fn docs_app(policy: &str) -> String {
+    let mut p = primary(2, policy, &["node", APP], &[]);
     all_listening(&mut p, 2);
     let baseline = fd_count_of(p.pid());
     for body in requests(p.port, 300) {
         assert_eq!(body, "hello world\n");
     }
-    settles_at(&p, baseline);
-    let rest = p.stop();
-    let counts = dealt(&rest);
-    assert_eq!(counts.len(), 2, "{rest}");
-    assert_eq!(counts.iter().sum::<u32>(), 300, "{rest}");
-    assert!(
-        counts.iter().all(|&c| c > 0),
-        "a worker got nothing: {rest}"
-    );
-    assert!(rest.contains("every worker is gone"), "{rest}");
-}
-
-#[test]
-fn docs_app_policy_none_every_request_answered() {
-    if !have_node() {
-        return;
-    }
-    let mut p = primary(2, "none", &["node", APP], &[]);
-    all_listening(&mut p, 2);
-    let baseline = fd_count_of(p.pid());
-    for body in requests(p.port, 300) {
-        assert_eq!(body, "hello world\n");
-    }
-    settles_at(&p, baseline);
+    fds_settle_at(p.pid(), baseline);
     let rest = p.stop();
     assert_eq!(
         rest.matches("exit status: 0 (exitedAfterDisconnect=true)")
@@ -153,6 +119,30 @@ fn docs_app_policy_none_every_request_answered() {
         2,
         "{rest}"
     );
+    assert!(rest.contains("every worker is gone"), "{rest}");
+    rest
+}
+
+#[test]
+fn docs_app_round_robin_every_request_answered_by_both_workers() {
+    if !have_node() {
+        return;
+    }
+    let rest = docs_app("rr");
+    let counts = dealt(&rest);
+    assert_eq!(counts.len(), 2, "{rest}");
+    assert_eq!(counts.iter().sum::<u32>(), 300, "{rest}");
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "a worker got nothing: {rest}"
+    );
+}
+
+#[test]
+fn docs_app_policy_none_every_request_answered() {
+    if have_node() {
+        docs_app("none");
+    }
 }
 
 #[test]

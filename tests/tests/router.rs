@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::thread;
 
 use integration_tests::{
-    ask, cpu_ticks_of, eventually, fd_count_of, number_after, signal, Running,
+    ask, cpu_ticks_of, eventually, fd_count_of, fds_settle_at, number_after, signal, Running,
 };
 use rustix::process::Signal;
 
@@ -42,11 +42,7 @@ fn clients(port: u16, from: Ipv4Addr, n: usize) -> Vec<String> {
 
 /// The router's descriptors settle back at `baseline`.
 fn settles_at(demo: &Running, baseline: usize) {
-    let pid = demo.pid();
-    eventually(
-        "the router's descriptor count is back to its baseline",
-        || fd_count_of(pid) == baseline,
-    );
+    fds_settle_at(demo.pid(), baseline);
 }
 
 #[test]

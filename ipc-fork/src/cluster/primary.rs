@@ -705,17 +705,7 @@ impl Primary {
             if let Some(w) = self.workers.get_mut(&id) {
                 w.connections += 1;
             }
-            if let Some(Entry {
-                kind: Kind::RoundRobin(rr),
-                workers,
-                ..
-            }) = self.entries.get_mut(e).and_then(Option::as_mut)
-            {
-                if workers.contains(&id) {
-                    rr.free.push_back(id);
-                }
-            }
-            self.deal(poller, e);
+            self.give_back(poller, e, id);
         } else {
             self.redeal(poller, e, conn, Some(id));
         }
@@ -733,18 +723,24 @@ impl Primary {
         }
         self.deal(poller, e);
         if let Some(id) = back {
-            if let Some(Entry {
-                kind: Kind::RoundRobin(rr),
-                workers,
-                ..
-            }) = self.entries.get_mut(e).and_then(Option::as_mut)
-            {
-                if workers.contains(&id) {
-                    rr.free.push_back(id);
-                }
-            }
-            self.deal(poller, e);
+            self.give_back(poller, e, id);
         }
+    }
+
+    /// Worker `id` answered a `newconn` of key `e`: its credit comes back
+    /// (if it still serves the key), and what waits is dealt.
+    fn give_back(&mut self, poller: &mut Poller, e: usize, id: ChildId) {
+        if let Some(Entry {
+            kind: Kind::RoundRobin(rr),
+            workers,
+            ..
+        }) = self.entries.get_mut(e).and_then(Option::as_mut)
+        {
+            if workers.contains(&id) {
+                rr.free.push_back(id);
+            }
+        }
+        self.deal(poller, e);
     }
 
     fn take_in_flight(
