@@ -412,3 +412,21 @@ pub fn fds_settle_at(pid: u32, baseline: usize) {
         || fd_count_of(pid) == baseline,
     );
 }
+
+/// Calls `f` `n` times from up to `at_once` threads; the results.
+pub fn fan_out<T: Send + 'static>(
+    n: usize,
+    at_once: usize,
+    f: impl Fn() -> T + Send + Copy + 'static,
+) -> Vec<T> {
+    let at_once = at_once.clamp(1, n.max(1));
+    let threads: Vec<_> = (0..at_once)
+        .map(|t| {
+            std::thread::spawn(move || (t..n).step_by(at_once).map(|_| f()).collect::<Vec<_>>())
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client thread"))
+        .collect()
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 
 use integration_tests::{
-    fd_count_of, fds_settle_at, have_node, http_get, number_after, signal, Running,
+    fan_out, fd_count_of, fds_settle_at, have_node, http_get, number_after, signal, Running,
 };
 use rustix::process::Signal;
 
@@ -78,20 +78,7 @@ fn all_listening(p: &mut Running, n: usize) -> Vec<u32> {
 
 /// `n` GETs, 8 at a time; the bodies.
 fn requests(port: u16, n: usize) -> Vec<String> {
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            thread::spawn(move || {
-                (t..n)
-                    .step_by(8)
-                    .map(|_| http_get(port).expect("a request answered"))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect()
+    fan_out(n, 8, move || http_get(port).expect("a request answered"))
 }
 
 /// The `N connections dealt` counts of the disconnect lines in `rest`.

@@ -676,12 +676,7 @@ impl Primary {
     pub(crate) fn deal(&mut self, poller: &mut Poller, e: usize) {
         loop {
             let seq = self.seq;
-            let Some(Entry {
-                kind: Kind::RoundRobin(rr),
-                key,
-                ..
-            }) = self.entries.get_mut(e).and_then(Option::as_mut)
-            else {
+            let Some((rr, key, _)) = self.rr_mut(e) else {
                 return;
             };
             match rr.deal_one(poller, key, seq) {
@@ -714,11 +709,7 @@ impl Primary {
     /// A connection a worker refused or never took: to the next worker;
     /// `back` (still serving the key) is free again afterwards.
     fn redeal(&mut self, poller: &mut Poller, e: usize, conn: Conn, back: Option<ChildId>) {
-        if let Some(Entry {
-            kind: Kind::RoundRobin(rr),
-            ..
-        }) = self.entries.get_mut(e).and_then(Option::as_mut)
-        {
+        if let Some((rr, _, _)) = self.rr_mut(e) {
             rr.requeue(conn);
         }
         self.deal(poller, e);
@@ -730,17 +721,26 @@ impl Primary {
     /// Worker `id` answered a `newconn` of key `e`: its credit comes back
     /// (if it still serves the key), and what waits is dealt.
     fn give_back(&mut self, poller: &mut Poller, e: usize, id: ChildId) {
-        if let Some(Entry {
-            kind: Kind::RoundRobin(rr),
-            workers,
-            ..
-        }) = self.entries.get_mut(e).and_then(Option::as_mut)
-        {
+        if let Some((rr, _, workers)) = self.rr_mut(e) {
             if workers.contains(&id) {
                 rr.free.push_back(id);
             }
         }
         self.deal(poller, e);
+    }
+
+    /// Key `e`'s round-robin state, key and workers (`None` for a shared
+    /// or closed key).
+    fn rr_mut(&mut self, e: usize) -> Option<(&mut RoundRobin, &str, &[ChildId])> {
+        match self.entries.get_mut(e)?.as_mut()? {
+            Entry {
+                kind: Kind::RoundRobin(rr),
+                key,
+                workers,
+                ..
+            } => Some((rr, key.as_str(), workers.as_slice())),
+            _ => None,
+        }
     }
 
     fn take_in_flight(
