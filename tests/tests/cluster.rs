@@ -431,3 +431,37 @@ fn a_node_worker_leaving_by_itself_is_acknowledged() {
     p.stop();
     let _ = std::fs::remove_file(path);
 }
+
+/// UDP in a cluster is shared whatever the policy, as in Node: every
+/// worker's `dgram.bind(0)` gets the primary's one socket (`dgram.Native`),
+/// so they share its port, and a datagram reaches one of them.
+#[test]
+fn node_dgram_workers_share_one_udp_socket() {
+    if !have_node() {
+        return;
+    }
+    let script = "const s=require('node:dgram').createSocket('udp4');\
+                  s.on('message',(m,r)=>s.send('pong '+process.pid,r.port,r.address));s.bind(0);";
+    let path = std::env::temp_dir().join(format!("cluster-dgram-{}.js", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    for policy in ["rr", "none"] {
+        let mut p = primary(2, policy, &["node", path.to_str().unwrap()], &[]);
+        let lines = seen(&mut p, "listening on port", 2);
+        assert!(
+            lines.iter().all(|l| l.contains("addressType udp4")),
+            "{lines:?}"
+        );
+        let ports: HashSet<u32> = lines.iter().map(|l| number_after(l, "port ")).collect();
+        assert_eq!(ports.len(), 1, "one shared port: {lines:?}");
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        client.send_to(b"ping", ("127.0.0.1", p.port)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.recv(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"pong "), "{:?}", &buf[..n]);
+        p.stop();
+    }
+    let _ = std::fs::remove_file(path);
+}
