@@ -13,6 +13,10 @@ pub enum Mode {
     RouteSockets(Serve),
     /// The child role.
     Worker(String),
+    /// A cluster primary running workers of any language.
+    Cluster(ClusterOpts),
+    /// A Rust HTTP worker for any cluster primary.
+    ClusterWorker,
     /// Measure throughput and round trips against Node and raw syscalls.
     Bench {
         /// A run under a minute.
@@ -65,16 +69,30 @@ impl Serve {
     }
 }
 
+/// Options of `demo cluster`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOpts {
+    /// How many workers.
+    pub workers: usize,
+    /// `rr` or `none`.
+    pub policy: ipc_fork::cluster::Policy,
+    /// The worker command and its arguments.
+    pub cmd: Vec<String>,
+}
+
 /// Usage text.
 pub const USAGE: &str = "\
 usage: demo                                   run both scenarios with built-in clients and check every reply
        demo share-server [--port P] [--restart-timeout MS] [--child-cmd 'CMD ARGS']
        demo route-sockets [--port P] [--vip ADDR] [--handoff-timeout MS] [--child-cmd 'CMD ARGS']
        demo worker [normal|special]           the child role (any Node-protocol parent)
+       demo cluster [--workers N] [--policy rr|none] -- CMD [ARGS..]
+                                              Node's cluster primary, running N workers CMD ARGS
+       demo cluster-worker                    a Rust HTTP worker for any cluster primary ($PORT, default 8000)
        demo bench [--quick] [FIGURE..]        our speed vs Node's and raw syscalls; figures:
                                               throughput_small throughput_1k throughput_1m rtt
                                               socket_handoff socket_handoff_4w server_handoff
-                                              allocs_per_msg (default: all)
+                                              allocs_per_msg cluster_rr (default: all)
 
 share-server   parent and child accept from the same listening socket; on SIGHUP it
                starts its successor (this program, as now on disk), hands it the
@@ -84,6 +102,9 @@ route-sockets  parent accepts; sockets from --vip (default 127.0.0.2) go to the
                'special' child, the rest to 'normal' (the role is appended to --child-cmd);
                a worker that leaves a socket unacknowledged for --handoff-timeout
                (default 5000 ms) is replaced, one that dies is restarted
+cluster        workers (e.g. `node app.js`) listen through the primary; one line per
+               worker event; a worker that dies is replaced (with back-off); SIGHUP
+               restarts them one by one, SIGINT/SIGTERM disconnects them and exits
 Under systemd-socket-activate the passed listener is used instead of --port.";
 
 /// Parses `args` (without the program name).
@@ -107,9 +128,49 @@ pub fn parse(args: &[String]) -> Result<Mode, String> {
                 None => Ok(Mode::Bench { quick, only }),
             }
         }
+        "cluster" => cluster_options(rest).map(Mode::Cluster),
+        "cluster-worker" => match rest {
+            [] => Ok(Mode::ClusterWorker),
+            _ => Err("cluster-worker takes no arguments (the port is $PORT)".into()),
+        },
         "bench-child" => Ok(Mode::BenchChild(rest.to_vec())),
         "route-sockets" => serve_options(rest, true).map(Mode::RouteSockets),
         other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn cluster_options(mut args: &[String]) -> Result<ClusterOpts, String> {
+    use ipc_fork::cluster::Policy;
+    let mut opts = ClusterOpts {
+        workers: 2,
+        policy: Policy::from_env(),
+        cmd: Vec::new(),
+    };
+    loop {
+        match args {
+            [dashes, cmd @ ..] if dashes == "--" => {
+                if cmd.is_empty() {
+                    return Err("cluster: no worker command after --".into());
+                }
+                opts.cmd = cmd.to_vec();
+                return Ok(opts);
+            }
+            [flag, value, rest @ ..] if flag == "--workers" => {
+                opts.workers = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--workers: not a positive number: {value:?}"))?;
+                args = rest;
+            }
+            [flag, value, rest @ ..] if flag == "--policy" => {
+                opts.policy = Policy::parse(value)
+                    .ok_or_else(|| format!("--policy: rr or none, not {value:?}"))?;
+                args = rest;
+            }
+            [] => return Err("cluster: the worker command goes after --".into()),
+            [other, ..] => return Err(format!("cluster: unknown option {other:?}")),
+        }
     }
 }
 
@@ -203,6 +264,15 @@ mod tests {
             })
         );
         assert!(parse(&args("bench --fast")).is_err());
+        let Ok(Mode::Cluster(c)) = parse(&args("cluster --workers 3 --policy none -- node app.js"))
+        else {
+            panic!()
+        };
+        assert_eq!((c.workers, c.policy.to_string()), (3, "none".into()));
+        assert_eq!(c.cmd, vec!["node".to_string(), "app.js".into()]);
+        assert!(parse(&args("cluster --workers 0 -- node")).is_err());
+        assert!(parse(&args("cluster --policy fifo -- node")).is_err());
+        assert!(parse(&args("cluster node app.js")).is_err());
     }
 
     #[test]

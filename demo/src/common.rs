@@ -172,3 +172,53 @@ pub fn listener(port: u16) -> io::Result<Server> {
         None => Server::bind(("127.0.0.1", port)),
     }
 }
+
+/// Restarting a worker that keeps dying at once: a worker that lived less
+/// than [`Backoff::SHORT_LIFE`] (or could not be started) counts as a
+/// failure, and its successor waits, doubling from [`Backoff::FIRST`] up
+/// to [`Backoff::MAX`]; one that lived longer is replaced at once.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// A worker that dies sooner than this after its start failed at once.
+    pub const SHORT_LIFE: Duration = Duration::from_secs(1);
+    /// The first wait.
+    pub const FIRST: Duration = Duration::from_millis(100);
+    /// The longest wait.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// After a worker that lived `lived` is gone: how long its successor
+    /// waits.
+    pub fn after_exit(&mut self, lived: Duration) -> Duration {
+        if lived < Self::SHORT_LIFE {
+            self.after_failed_start()
+        } else {
+            self.failures = 0;
+            Duration::ZERO
+        }
+    }
+
+    /// After a start failed: how long until the next attempt.
+    pub fn after_failed_start(&mut self) -> Duration {
+        self.failures += 1;
+        let shift = self.failures.saturating_sub(1).min(16);
+        (Self::FIRST * (1u32 << shift)).min(Self::MAX)
+    }
+
+    /// Forgets the failures (a worker replaced on purpose).
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// " in N ms" for a non-zero delay, for log lines.
+pub fn in_ms(delay: Duration) -> String {
+    if delay.is_zero() {
+        String::new()
+    } else {
+        format!(" in {} ms", delay.as_millis())
+    }
+}

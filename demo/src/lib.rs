@@ -33,6 +33,8 @@ macro_rules! warn {
 
 mod bench;
 pub mod cli;
+mod cluster;
+mod cluster_worker;
 mod common;
 mod linger;
 mod restart;
@@ -52,6 +54,8 @@ pub fn run(args: &[String]) -> i32 {
         Ok(cli::Mode::ShareServer(opts)) => serve::share_server(&opts),
         Ok(cli::Mode::RouteSockets(opts)) => serve::route_sockets(&opts),
         Ok(cli::Mode::Worker(role)) => worker::run(&role),
+        Ok(cli::Mode::Cluster(opts)) => cluster::run(&opts),
+        Ok(cli::Mode::ClusterWorker) => cluster_worker::run(),
         Ok(cli::Mode::Bench { quick, only }) => bench::run(quick, &only),
         Ok(cli::Mode::BenchChild(args)) => bench::run_child(&args),
         Ok(cli::Mode::Help) => {

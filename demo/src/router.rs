@@ -22,18 +22,13 @@ use ipc_core::{Fate, Handle, Ticket};
 use ipc_fork::{ChildId, Event, Interest, Poller, Ready, Token};
 use ipc_net::Server;
 
-use crate::common::{spawn_worker, AcceptPause};
+use crate::common::{in_ms, spawn_worker, AcceptPause, Backoff};
 use crate::signals::Workers;
 
 /// The listener's token in the poller.
 const LISTENER: Token = Token(0);
 /// Connections accepted per turn, so workers' events are not starved.
 const ACCEPT_BATCH: usize = 32;
-/// A worker that dies sooner than this after its start counts as failing
-/// at once: its restart waits, doubling from [`FIRST_BACKOFF`].
-const SHORT_LIFE: Duration = Duration::from_secs(1);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Lines of worker errors logged per worker before they are only counted.
 const ERROR_LINES: u32 = 10;
 /// Workers a socket may be on the wire to and be lost with (killed or
@@ -74,8 +69,8 @@ struct Route {
     progress: Instant,
     /// Sockets waiting for a worker.
     waiting: VecDeque<Client>,
-    /// Consecutive short lives, and when the next start is due.
-    failures: u32,
+    /// Restarts after short lives, and when the next start is due.
+    backoff: Backoff,
     start_at: Option<Instant>,
     /// Sockets the workers of this role acknowledged.
     delivered: usize,
@@ -95,7 +90,7 @@ impl Route {
             in_flight: VecDeque::new(),
             progress: Instant::now(),
             waiting: VecDeque::new(),
-            failures: 0,
+            backoff: Backoff::default(),
             start_at: Some(Instant::now()),
             delivered: 0,
         }
@@ -337,22 +332,11 @@ impl Routes {
             return;
         }
         let now = Instant::now();
-        let delay = if now.duration_since(started) < SHORT_LIFE {
-            route.failures += 1;
-            let shift = route.failures.saturating_sub(1).min(16);
-            (FIRST_BACKOFF * (1u32 << shift)).min(MAX_BACKOFF)
-        } else {
-            route.failures = 0;
-            Duration::ZERO
-        };
+        let delay = route.backoff.after_exit(now.duration_since(started));
         say!(
             "worker {} (pid {pid}) is gone; starting another{}",
             route.role,
-            if delay.is_zero() {
-                String::new()
-            } else {
-                format!(" in {} ms", delay.as_millis())
-            }
+            in_ms(delay)
         );
         route.start_at = Some(now + delay);
     }
@@ -384,9 +368,7 @@ impl Routes {
                 say!("worker {} started (pid {pid})", route.role);
             }
             Err(e) => {
-                route.failures += 1;
-                let shift = route.failures.saturating_sub(1).min(16);
-                let delay = (FIRST_BACKOFF * (1u32 << shift)).min(MAX_BACKOFF);
+                let delay = route.backoff.after_failed_start();
                 warn!(
                     "demo: cannot start worker {} ({e}); trying again in {} ms",
                     route.role,
@@ -431,7 +413,7 @@ impl Routes {
             let _ = child.kill();
         }
         route.worker = None;
-        route.failures = 0;
+        route.backoff.reset();
         route.start_at = Some(now);
     }
 

@@ -69,3 +69,36 @@ pub fn stop_on_signal(workers: Workers, hangup: Option<std::io::PipeWriter>) {
         std::process::exit(0);
     });
 }
+
+/// Blocks `signals` in this thread and the threads it starts from now on,
+/// and returns a socket that receives one byte (the signal number) per
+/// signal: for event loops that watch it with their other descriptors.
+///
+/// # Errors
+/// From creating the socket pair.
+pub fn signal_socket(signals: &[libc::c_int]) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::io::Write;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
+    // SAFETY: builds a set we own and changes this thread's mask only.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || loop {
+        let mut sig = 0;
+        // SAFETY: waits for a signal of `set`, blocked in every thread.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            continue;
+        }
+        if theirs.write_all(&[sig as u8]).is_err() {
+            return;
+        }
+    });
+    Ok(ours)
+}

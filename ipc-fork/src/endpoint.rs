@@ -19,7 +19,10 @@ pub enum Event<'a> {
     /// typed (or the reason it was refused; its descriptor is then closed).
     Message(Message<'a>, Option<Result<Received, HandleError>>),
     /// An internal message (`cmd` starting with `NODE_`). `NODE_SOCKET_*`
-    /// queries have already been answered when you see them.
+    /// queries have already been answered when you see them. A
+    /// `NODE_CLUSTER` message's descriptor is not typed here: it stays in
+    /// the message ([`Message::take_handle`](ipc_core::Message::take_handle)),
+    /// since cluster's shared listeners arrive bound but not yet listening.
     Internal(Message<'a>, Option<Result<Received, HandleError>>),
     /// What became of a handle sent with `queue_handle` (or whose
     /// `send_handle` timed out): acknowledged, or returned with the handle.
@@ -218,8 +221,11 @@ impl Endpoint {
             }
             Err(e) => return Err(e),
         };
-        // Checked first: taking an empty handle slot still moves it.
-        let taken = if msg.handle().is_some() {
+        // Checked first: taking an empty handle slot still moves it. A
+        // cluster message keeps its handle raw: a shared listener arrives
+        // bound but not listening, which no typed handle is (see
+        // `cluster`).
+        let taken = if msg.handle().is_some() && msg.cmd() != Some("NODE_CLUSTER") {
             msg.take_handle()
         } else {
             None

@@ -37,11 +37,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Many children in one thread: [`Poller`].
+//! Many children in one thread: [`Poller`]. Node's `cluster` protocol,
+//! primary and worker: [`cluster`].
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod child;
+pub mod cluster;
 mod command;
 mod endpoint;
 mod parent;

@@ -1,6 +1,6 @@
 //! What Node's child startup does before any user code runs: read the
 //! channel's environment variables (`NODE_CHANNEL_FD`,
-//! `NODE_CHANNEL_SERIALIZATION_MODE`), remove them so grandchildren never
+//! `NODE_CHANNEL_SERIALIZATION_MODE`, and cluster's `NODE_UNIQUE_ID`), remove them so grandchildren never
 //! inherit them, and mark the descriptor close-on-exec.
 //!
 //! It runs from `.init_array`, before `main` and so before any thread
@@ -23,6 +23,10 @@ pub(crate) struct ChannelEnv {
     pub mode: Option<String>,
     /// Whether the descriptor was open at startup (and is now close-on-exec).
     pub open: bool,
+    /// `NODE_UNIQUE_ID`: set by a cluster primary for its workers (removed
+    /// too, as Node's cluster does, so a worker's own children are not
+    /// workers).
+    pub unique_id: Option<String>,
 }
 
 static CAPTURED: Mutex<Option<ChannelEnv>> = Mutex::new(None);
@@ -59,12 +63,18 @@ fn take(name: &CStr) -> Option<String> {
 extern "C" fn capture() {
     let fd = take(c"NODE_CHANNEL_FD");
     let mode = take(c"NODE_CHANNEL_SERIALIZATION_MODE");
+    let unique_id = take(c"NODE_UNIQUE_ID");
     let raw = fd.as_deref().and_then(|f| f.trim().parse::<i32>().ok());
     // SAFETY: fcntl on a plain integer; it fails with EBADF if not open.
     let open = raw.is_some_and(|raw| {
         raw >= 0 && unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } == 0
     });
     if let Ok(mut captured) = CAPTURED.lock() {
-        *captured = Some(ChannelEnv { fd, mode, open });
+        *captured = Some(ChannelEnv {
+            fd,
+            mode,
+            open,
+            unique_id,
+        });
     }
 }

@@ -238,6 +238,8 @@ pub struct Running {
     pub line: String,
     /// The port it listens on.
     pub port: u16,
+    /// Every stdout line read so far.
+    history: Vec<String>,
 }
 
 /// How long a test waits for a line before it calls the process stuck.
@@ -253,7 +255,13 @@ impl Running {
 
     /// Starts `cmd` (its stdout and stderr are taken over) and reads
     /// stdout up to `listening on 127.0.0.1:`.
-    pub fn spawn(mut cmd: std::process::Command) -> Running {
+    pub fn spawn(cmd: std::process::Command) -> Running {
+        Running::spawn_until(cmd, "listening on 127.0.0.1:", "127.0.0.1:")
+    }
+
+    /// Starts `cmd` and reads stdout up to a line with `what`; the port is
+    /// the number after `port_marker` in it.
+    pub fn spawn_until(mut cmd: std::process::Command, what: &str, port_marker: &str) -> Running {
         use std::io::BufRead;
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
@@ -284,9 +292,10 @@ impl Running {
             stderr,
             line: String::new(),
             port: 0,
+            history: Vec::new(),
         };
-        running.line = running.wait_for_line("listening on 127.0.0.1:");
-        running.port = number_after(&running.line, "127.0.0.1:") as u16;
+        running.line = running.wait_for_line(what);
+        running.port = number_after(&running.line, port_marker) as u16;
         running
     }
 
@@ -299,11 +308,20 @@ impl Running {
     pub fn wait_for_line(&mut self, what: &str) -> String {
         loop {
             match self.lines.recv_timeout(LINE_TIMEOUT) {
-                Ok(line) if line.contains(what) => return line,
-                Ok(_) => {}
+                Ok(line) => {
+                    self.history.push(line.clone());
+                    if line.contains(what) {
+                        return line;
+                    }
+                }
                 Err(e) => panic!("no line with {what:?}: {e}"),
             }
         }
+    }
+
+    /// The stdout lines read so far (by [`wait_for_line`](Self::wait_for_line)).
+    pub fn history(&self) -> &[String] {
+        &self.history
     }
 
     /// What it wrote to stderr so far, line by line.
@@ -330,13 +348,14 @@ impl Running {
     }
 
     /// Sends SIGTERM, expects a clean exit, returns the rest of its output.
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
+        self.stop_with(rustix::process::Signal::TERM)
+    }
+
+    /// Sends `signal`, expects a clean exit, returns the rest of its output.
+    pub fn stop_with(mut self, signal: rustix::process::Signal) -> String {
         let mut child = self.child.take().expect("running");
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(&child),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
+        rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal).unwrap();
         let status = child.wait().unwrap();
         let rest: Vec<String> = self.lines.iter().collect();
         let rest = rest.join("\n");
@@ -508,3 +527,47 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../../ipc-fork/README.md")]
 #[cfg(doctest)]
 pub struct CrateReadmeDoctests;
+
+/// One HTTP/1.0 GET to `127.0.0.1:port` (so the reply is not chunked); the body.
+pub fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    conn.set_read_timeout(Some(LINE_TIMEOUT))?;
+    conn.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    match reply.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a 200 reply: {reply:?}"),
+        )),
+    }
+}
+
+/// Process `pid`'s descriptor count comes back to `baseline` (retried, up
+/// to the hang guard).
+pub fn fds_settle_at(pid: u32, baseline: usize) {
+    eventually(
+        &format!("process {pid}'s descriptor count is back to its baseline {baseline}"),
+        || fd_count_of(pid) == baseline,
+    );
+}
+
+/// Calls `f` `n` times from up to `at_once` threads; the results.
+pub fn fan_out<T: Send + 'static>(
+    n: usize,
+    at_once: usize,
+    f: impl Fn() -> T + Send + Copy + 'static,
+) -> Vec<T> {
+    let at_once = at_once.clamp(1, n.max(1));
+    let threads: Vec<_> = (0..at_once)
+        .map(|t| {
+            std::thread::spawn(move || (t..n).step_by(at_once).map(|_| f()).collect::<Vec<_>>())
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client thread"))
+        .collect()
+}

@@ -281,6 +281,13 @@ fn bench_quick_prints_every_figure() {
             "{stdout}"
         );
     }
+    // HTTP through `demo cluster --policy rr` and Node's primary (its
+    // workers are Node's, so only with node).
+    if node {
+        for line in ["cluster_rr: ", "node_cluster_rr: ", "ratio_cluster_rr: "] {
+            assert!(stdout.contains(line), "{line} missing:\n{stdout}");
+        }
+    }
 }
 
 /// `demo bench NAME` measures only that figure; an unknown name is refused

@@ -9,7 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::thread;
 
 use integration_tests::{
-    ask, cpu_ticks_of, eventually, fd_count_of, number_after, signal, Running,
+    ask, cpu_ticks_of, eventually, fan_out, fd_count_of, fds_settle_at, number_after, signal,
+    Running,
 };
 use rustix::process::Signal;
 
@@ -23,30 +24,12 @@ fn reply(role: &str) -> String {
 
 /// `n` clients from `from`, up to 40 at a time; returns their replies.
 fn clients(port: u16, from: Ipv4Addr, n: usize) -> Vec<String> {
-    let at_once = n.min(40);
-    let per = n.div_ceil(at_once);
-    let threads: Vec<_> = (0..at_once)
-        .map(|t| {
-            thread::spawn(move || {
-                (t * per..((t + 1) * per).min(n))
-                    .map(|_| ask(port, from).unwrap())
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect()
+    fan_out(n, 40, move || ask(port, from).unwrap())
 }
 
 /// The router's descriptors settle back at `baseline`.
 fn settles_at(demo: &Running, baseline: usize) {
-    let pid = demo.pid();
-    eventually(
-        "the router's descriptor count is back to its baseline",
-        || fd_count_of(pid) == baseline,
-    );
+    fds_settle_at(demo.pid(), baseline);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod allocs;
 mod children;
+mod cluster;
 mod lines;
 mod node;
 mod ours;
@@ -34,7 +35,7 @@ struct Msg<'a> {
 }
 
 /// The figures, in the order they run; `demo bench NAME..` picks some.
-pub const FIGURES: [&str; 8] = [
+pub const FIGURES: [&str; 9] = [
     "throughput_small",
     "throughput_1k",
     "throughput_1m",
@@ -43,6 +44,7 @@ pub const FIGURES: [&str; 8] = [
     "socket_handoff_4w",
     "server_handoff",
     "allocs_per_msg",
+    "cluster_rr",
 ];
 
 /// Connections in flight for `socket_handoff`.
@@ -59,6 +61,8 @@ struct Plan {
     servers: usize,
     /// Messages of 1 MiB per `throughput_1m` run.
     big_messages: u64,
+    /// HTTP requests per `cluster_rr` run.
+    requests: usize,
 }
 
 impl Plan {
@@ -71,6 +75,7 @@ impl Plan {
                 connections: 5_000,
                 servers: 200,
                 big_messages: 50,
+                requests: 2_000,
             }
         } else {
             Plan {
@@ -80,6 +85,7 @@ impl Plan {
                 connections: 20_000,
                 servers: 1_000,
                 big_messages: 200,
+                requests: 10_000,
             }
         }
     }
@@ -377,6 +383,28 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
                     )),
                 }
             }
+        }
+        "cluster_rr" => {
+            if script.is_none() {
+                warning(format_args!(
+                    "cluster_rr needs node (its workers are Node's)"
+                ));
+                return Ok(());
+            }
+            let Some(scripts) = cluster::Scripts::write() else {
+                return Ok(());
+            };
+            // Alternating runs: a slow spell falls on both sides alike.
+            let (mut ours, mut node) = (Vec::new(), Vec::new());
+            for i in 1..=plan.runs {
+                progress::run(name, "ours", i, plan.runs);
+                ours.push(scripts.ours(plan.requests)?);
+                progress::run(name, "node", i, plan.runs);
+                node.push(scripts.node(plan.requests)?);
+            }
+            let ours = median(ours);
+            line(name, ours, "req/s");
+            versus_node(name, ours, Some(median(node)), "req/s", true);
         }
         other => unreachable!("not a figure: {other}"),
     }

@@ -189,6 +189,41 @@ impl serde::de::Error for JsonError {
     }
 }
 
+/// The JSON text of member `name` of the object `text` (the last one when it
+/// appears twice, as with `JSON.parse`), `None` when it has no such member.
+/// For echoing one member as it came, e.g. the `data` of Node's cluster
+/// `queryServer`, while the rest is deserialized.
+///
+/// ```
+/// use ipc_core::json::member;
+/// let text = r#"{"act":"queryServer","data":{"ticketKeys":"8d1c"},"port":0}"#;
+/// assert_eq!(member(text, "data")?.unwrap().as_str(), r#"{"ticketKeys":"8d1c"}"#);
+/// assert!(member(text, "index")?.is_none());
+/// # Ok::<(), ipc_core::json::JsonError>(())
+/// ```
+///
+/// # Errors
+/// [`JsonError`] when `text` is not one JSON object.
+pub fn member<'t>(text: &'t str, name: &str) -> Result<Option<RawJson<'t>>, JsonError> {
+    let b = text.as_bytes();
+    let start = scan::skip_ws(b, 0);
+    let mut found = None;
+    let end = scan::object_fields(b, start, |n, v| {
+        let raw = n.span.of(b);
+        let hit = if n.escaped {
+            let mut buf = [0u8; 64];
+            matches!(scan::unescape_into(raw, &mut buf), (t, true) if t == name)
+        } else {
+            raw == name.as_bytes()
+        };
+        if hit {
+            found = Some(v);
+        }
+    })?;
+    scan::only_ws_after(b, end)?;
+    Ok(found.map(|v| RawJson(&text[v.start..v.end])))
+}
+
 /// JSON text known to be one valid value; serializes verbatim.
 ///
 /// ```
