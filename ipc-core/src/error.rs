@@ -180,6 +180,13 @@ impl OsError {
     pub fn raw(self) -> i32 {
         self.0.raw_os_error()
     }
+
+    /// What kind of error it is, as `std::io::Error::kind` says (e.g.
+    /// `AddrInUse` for `EADDRINUSE`).
+    #[cfg(feature = "std")]
+    pub fn kind(self) -> std::io::ErrorKind {
+        std::io::Error::from(self).kind()
+    }
 }
 
 impl From<Errno> for OsError {

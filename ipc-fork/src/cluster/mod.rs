@@ -76,7 +76,6 @@ use std::fmt;
 pub use primary::{
     ClusterEvent, Primary, WorkerInfo, ACCEPT_PAUSE, IN_FLIGHT_PER_WORKER, TOKEN_BASE,
 };
-pub use rustix::io::Errno;
 pub use worker::{is_worker, worker, worker_id, ClusterError, Listener, Worker, WorkerEvent};
 
 /// How connections reach the workers (Node's `cluster.schedulingPolicy`).

@@ -47,8 +47,8 @@ pub enum ClusterEvent {
         worker: ChildId,
         /// The key it asked for.
         key: String,
-        /// What binding said.
-        errno: Errno,
+        /// What binding said (`kind()` is `AddrInUse` for a port taken).
+        errno: ipc_core::OsError,
     },
     /// A user message (`process.send()` in the worker), as JSON text. A
     /// handle sent with it is closed.
@@ -519,7 +519,7 @@ impl Primary {
         self.events.push_back(ClusterEvent::QueryFailed {
             worker: id,
             key: key.to_owned(),
-            errno,
+            errno: errno.into(),
         });
     }
 

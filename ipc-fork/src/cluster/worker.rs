@@ -67,8 +67,9 @@ pub enum ClusterError {
     Refused {
         /// The key asked for.
         key: String,
-        /// The error, as Node's `bind` would report it.
-        errno: Errno,
+        /// The error, as Node's `bind` would report it (`kind()` is
+        /// `AddrInUse` for a port taken).
+        errno: ipc_core::OsError,
     },
     /// The primary's handle is not a usable socket.
     Handle(HandleError),
@@ -369,7 +370,7 @@ impl Worker {
         if let Some(errno) = m.errno.as_num().filter(|&n| n != 0.0) {
             return Err(ClusterError::Refused {
                 key,
-                errno: Errno::from_raw_os_error((-errno) as i32),
+                errno: ipc_core::OsError::from_raw((-errno) as i32),
             });
         }
         let answer = Answer {
@@ -415,7 +416,7 @@ impl Worker {
         let _ = self.close(key);
         ClusterError::Refused {
             key: key.to_owned(),
-            errno,
+            errno: errno.into(),
         }
     }
 
