@@ -128,7 +128,7 @@ pub fn send_with_fds(
 ///
 /// # Errors
 /// As [`send_with_fds`], except `EAGAIN`: a full socket buffer is waited
-/// out with [`wait`] (whose own errors are returned). After an error some
+/// out with `poll(2)` (whose own errors are returned). After an error some
 /// of `bytes` may have been sent, with the descriptors.
 pub fn send_all_with_fds(
     sock: BorrowedFd<'_>,
@@ -172,8 +172,8 @@ pub type ReceivedFds = heapless::Vec<OwnedFd, MAX_FDS_PER_CALL>;
 /// the received descriptors to `fds` (which the call clears first).
 ///
 /// The end of the stream is not an error: `Ok` with
-/// [`bytes`](Received::bytes) `== 0`. Descriptors the kernel cut off are
-/// not one either: see [`Received::fds_truncated`].
+/// [`bytes`](Receipt::bytes) `== 0`. Descriptors the kernel cut off are
+/// not one either: see [`Receipt::fds_truncated`].
 ///
 /// # Errors
 /// The `errno` of `recvmsg(2)`, `EINTR` excepted (retried): `EAGAIN` when
