@@ -182,6 +182,26 @@ pub fn next_report(child: &mut ipc_fork::Child) -> Report {
     }
 }
 
+/// Runs `node tests/node/SCRIPT ARGS..` and expects it to exit 0 having
+/// printed `PASS`; its output is shown otherwise.
+pub fn node_script_passes(script: &str, args: &[&str]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("node")
+        .join(script);
+    let out = std::process::Command::new("node")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("PASS"),
+        "node {script}: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether a `node` can be run. Without one the Node tests say so and pass,
 /// except under CI (`CI` set), where `node` is required.
 pub fn have_node() -> bool {

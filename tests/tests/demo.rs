@@ -105,14 +105,7 @@ fn worker_driven_by_a_node_parent() {
     if !have_node() {
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/drive-demo-worker.js");
-    let out = Command::new("node").args([script, DEMO]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("PASS"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    integration_tests::node_script_passes("drive-demo-worker.js", &[DEMO]);
 }
 
 #[test]

@@ -135,17 +135,7 @@ fn big_and_deep_messages_both_ways_with_a_node_parent_and_demo_worker() {
     if !have_node() {
         return;
     }
-    let out = std::process::Command::new("node")
-        .arg(node_script("big-messages.js"))
-        .arg(DEMO)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("PASS"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    integration_tests::node_script_passes("big-messages.js", &[DEMO]);
 }
 
 /// Past the limit a line is skipped with a typed error; the next arrives.

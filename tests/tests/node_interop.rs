@@ -23,17 +23,7 @@ fn node_parent_drives_a_rust_child() {
     if !have_node() {
         return;
     }
-    let out = std::process::Command::new("node")
-        .arg(node_script("parent-of-rust.js"))
-        .arg(CHILD)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("PASS"),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
+    integration_tests::node_script_passes("parent-of-rust.js", &[CHILD]);
 }
 
 fn recv_json(child: &mut ipc_fork::Child) -> String {

@@ -3,28 +3,13 @@
 //! types) driven by Node's `child_process`. Without `node` these tests say
 //! so and pass, except under CI.
 
-use std::path::PathBuf;
-
 use integration_tests::have_node;
 
 const TOKIO_CHILD: &str = env!("CARGO_BIN_EXE_tokio-child");
 
 /// Runs `node tests/node/SCRIPT TOKIO_CHILD` and expects its PASS.
 fn run_node(script: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("node")
-        .join(script);
-    let out = std::process::Command::new("node")
-        .arg(script)
-        .arg(TOKIO_CHILD)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("PASS"),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
+    integration_tests::node_script_passes(script, &[TOKIO_CHILD]);
 }
 
 /// The same script that drives `test-child echo`: messages, a server, a
