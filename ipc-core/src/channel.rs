@@ -659,21 +659,19 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     }
 
     /// Whether something is ready for [`try_recv_incoming`](Self::try_recv_incoming)
-    /// without reading the socket: a buffered line, a fate, the end.
-    /// Cheap (no system call): for pollers, before they wait, about what
-    /// a blocking call on this channel read ahead.
+    /// without reading the socket: a message or error from a buffered line,
+    /// a fate, the end. Cheap (no system call): for pollers, before they
+    /// wait, about what a blocking call on this channel read ahead. The
+    /// buffered line it looks at is parsed once, here, for the receive
+    /// that follows.
     pub fn is_ready(&mut self) -> bool {
-        self.closed || self.rx.has_record() || self.tx.has_fate() || self.rx.has_line()
+        self.closed || self.rx.has_record() || self.tx.has_fate() || self.take_buffered()
     }
 
-    /// Reads without blocking until something is ready for
-    /// [`try_recv_incoming`](Self::try_recv_incoming) (a message, a fate, an error, the
-    /// end); whether it is. For pollers: a readable socket may hold only
-    /// part of a line, or only an acknowledgement.
-    pub fn prepare(&mut self) -> bool {
-        if self.closed || self.rx.has_record() || self.tx.has_fate() {
-            return true;
-        }
+    /// Processes buffered lines (acknowledgements take effect, as when
+    /// read) until one makes an event, which is kept for the next receive;
+    /// whether there is one (or the end).
+    fn take_buffered(&mut self) -> bool {
         loop {
             match inbound::next(&mut self.rx, &mut self.tx) {
                 Some(record) => {
@@ -689,15 +687,25 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                     write_now(&mut self.tx, self.sock.as_fd());
                     return true;
                 }
-                None if self.rx.eof() => return true,
-                None => {
-                    write_now(&mut self.tx, self.sock.as_fd());
-                    match self.read(Wait::DontWait) {
-                        Ok(()) => {}
-                        Err(Error::WouldBlock) => return false,
-                        Err(_) => return true,
-                    }
-                }
+                None => return self.rx.eof(),
+            }
+        }
+    }
+
+    /// Reads without blocking until something is ready for
+    /// [`try_recv_incoming`](Self::try_recv_incoming) (a message, a fate, an error, the
+    /// end); whether it is. For pollers: a readable socket may hold only
+    /// part of a line, or only an acknowledgement.
+    pub fn prepare(&mut self) -> bool {
+        loop {
+            if self.is_ready() {
+                return true;
+            }
+            write_now(&mut self.tx, self.sock.as_fd());
+            match self.read(Wait::DontWait) {
+                Ok(()) => {}
+                Err(Error::WouldBlock) => return false,
+                Err(_) => return true,
             }
         }
     }

@@ -278,25 +278,6 @@ impl<const N: usize> Rx<N> {
         }
     }
 
-    /// Whether a complete line waits to be read for the protocol, or the
-    /// end has come (searches only bytes not searched before).
-    pub fn has_line(&mut self) -> bool {
-        if self.eof {
-            return true;
-        }
-        if self.skipping.is_some() {
-            return false;
-        }
-        let from = self.searched.max(self.parsed);
-        match crate::bytes::find(&self.buf[from..self.end], b'\n') {
-            Some(_) => true,
-            None => {
-                self.searched = self.end;
-                false
-            }
-        }
-    }
-
     /// Whether complete lines wait to be read for the protocol, or
     /// records for delivery.
     fn has_lines(&self) -> bool {

@@ -256,7 +256,12 @@ impl Endpoint {
 
     /// Sends `NODE_SOCKET_ALL_CLOSED` for keys whose last socket has closed
     /// since the sender asked.
+    #[inline]
     pub(crate) fn send_due_replies(&mut self) {
+        // Nearly always nothing: no close request waits.
+        if !self.accounting.waiting() {
+            return;
+        }
         while let Some(reply) = self.accounting.due() {
             let _ = self.channel.try_send(&reply.message());
         }

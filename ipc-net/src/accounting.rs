@@ -155,6 +155,7 @@ impl SocketAccounting {
     }
 
     /// Whether a close request waits for sockets still open.
+    #[inline]
     pub fn waiting(&self) -> bool {
         self.keys.iter().any(|e| e.close_requested)
     }
