@@ -11,7 +11,13 @@ use libfuzzer_sys::fuzz_target;
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 
 fn pair() -> (OwnedFd, OwnedFd) {
-    socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap()
+    socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap()
 }
 
 fn fd_count() -> usize {
@@ -30,7 +36,7 @@ const LINES: [&[u8]; 6] = [
 fuzz_target!(|data: &[u8]| {
     let before = fd_count();
     {
-                let (a, peer) = pair();
+        let (a, peer) = pair();
         // The peer never blocks: this is one thread playing both sides.
         rustix::io::ioctl_fionbio(&peer, true).unwrap();
         let mut ch = Channel::<512, 512>::new(a).unwrap();
@@ -42,10 +48,18 @@ fuzz_target!(|data: &[u8]| {
                 // Peer writes a known line, or a prefix of it, maybe with fds.
                 0..=2 => {
                     let line = LINES[arg % LINES.len()];
-                    let cut = if op % 8 == 2 { line.len() } else { 1 + arg % line.len() };
-                    let extra: Vec<(OwnedFd, OwnedFd)> = (0..usize::from(op % 8 == 1) * (1 + arg % 3)).map(|_| pair()).collect();
+                    let cut = if op % 8 == 2 {
+                        line.len()
+                    } else {
+                        1 + arg % line.len()
+                    };
+                    let extra: Vec<(OwnedFd, OwnedFd)> = (0..usize::from(op % 8 == 1)
+                        * (1 + arg % 3))
+                        .map(|_| pair())
+                        .collect();
                     let fds: Vec<_> = extra.iter().map(|(x, _)| x.as_fd()).collect();
-                    let _ = sys::send_with_fds(peer.as_fd(), &line[..cut], &fds, sys::Wait::DontWait);
+                    let _ =
+                        sys::send_with_fds(peer.as_fd(), &line[..cut], &fds, sys::Wait::DontWait);
                 }
                 // Peer writes raw bytes from the input.
                 3 => {
@@ -54,13 +68,28 @@ fuzz_target!(|data: &[u8]| {
                         let _ = rustix::io::write(&peer, &bytes);
                     }
                 }
-                4 => match ch.try_recv_incoming() {
-                    Ok(_) | Err(Error::WouldBlock) => {}
-                    Err(e) => assert!(!e.is_fatal(), "fatal with a live peer: {e}"),
-                },
+                // Receive; half the time after asking whether something is
+                // ready (buffered only, or reading): a yes must not be
+                // followed by WouldBlock.
+                4 => {
+                    let ready = match arg % 3 {
+                        0 => ch.is_ready(),
+                        1 => ch.prepare(),
+                        _ => false,
+                    };
+                    match ch.try_recv_incoming() {
+                        Ok(_) => {}
+                        Err(Error::WouldBlock) => assert!(!ready, "ready, then WouldBlock"),
+                        Err(e) => assert!(!e.is_fatal(), "fatal with a live peer: {e}"),
+                    }
+                }
                 5 => {
                     let (_x, y) = pair();
-                    let kind = if arg % 2 == 0 { HandleKind::Socket } else { HandleKind::Server };
+                    let kind = if arg % 2 == 0 {
+                        HandleKind::Socket
+                    } else {
+                        HandleKind::Server
+                    };
                     let _ = ch.queue_handle(&arg, Handle::new(kind, y));
                 }
                 6 => {
@@ -68,9 +97,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 _ => {
                     // Peer reads whatever we sent (and drops its fds).
-                                        let mut buf = [0u8; 4096];
+                    let mut buf = [0u8; 4096];
                     let mut fds = sys::ReceivedFds::new();
-                    let _ = sys::recv_with_fds(peer.as_fd(), &mut buf, &mut fds, sys::Wait::DontWait);
+                    let _ =
+                        sys::recv_with_fds(peer.as_fd(), &mut buf, &mut fds, sys::Wait::DontWait);
                 }
             }
         }
