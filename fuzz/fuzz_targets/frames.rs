@@ -18,7 +18,13 @@ struct Shape<'a> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (a, b) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
     let mut ch = Channel::<256, 256>::new(a).unwrap();
     // Small, so that long lines are skipped too.
     ch.set_limit(2048);
@@ -35,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
             match ch.try_recv() {
                 Ok(m) => {
                     let text = m.as_str().to_owned();
-                    assert!(RawJson::new(&text).is_ok(), "delivered invalid JSON: {text:?}");
+                    assert!(
+                        RawJson::new(&text).is_ok(),
+                        "delivered invalid JSON: {text:?}"
+                    );
                     // A second opinion from an independent parser (which
                     // also refuses lone surrogates that we accept, and stops
                     // at 128 levels where we go on to 16,384).
