@@ -182,14 +182,18 @@ pub fn next_report(child: &mut ipc_fork::Child) -> Report {
     }
 }
 
+/// The path of `tests/node/NAME`.
+pub fn node_script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("node")
+        .join(name)
+}
+
 /// Runs `node tests/node/SCRIPT ARGS..` and expects it to exit 0 having
 /// printed `PASS`; its output is shown otherwise.
 pub fn node_script_passes(script: &str, args: &[&str]) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("node")
-        .join(script);
     let out = std::process::Command::new("node")
-        .arg(path)
+        .arg(node_script(script))
         .args(args)
         .output()
         .expect("run node");

@@ -2,8 +2,6 @@
 //! of any size and depth, and the memory limit's edge, across real
 //! processes (and a real `node`).
 
-use std::path::PathBuf;
-
 use integration_tests::{have_node, socket_pair, RawPeer};
 use ipc_core::{Channel, Error};
 use ipc_fork::{Command, Event};
@@ -86,10 +84,8 @@ fn big_messages() -> Vec<String> {
     v
 }
 
-#[test]
-fn big_and_deep_messages_both_ways_between_rust_processes() {
-    let mut child = Command::new(CHILD).arg("echo").spawn().unwrap();
-    integration_tests::next_report(&mut child);
+/// Sends each of [`big_messages`] to an echoing child and checks the echo.
+fn echo_each(child: &mut ipc_fork::Child) {
     for m in big_messages() {
         child
             .send(&ipc_core::json::RawJson::new(&m).unwrap())
@@ -99,13 +95,14 @@ fn big_and_deep_messages_both_ways_between_rust_processes() {
             other => panic!("expected the echo, got {other:?}"),
         }
     }
-    child.disconnect().unwrap();
 }
 
-fn node_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("node")
-        .join(name)
+#[test]
+fn big_and_deep_messages_both_ways_between_rust_processes() {
+    let mut child = Command::new(CHILD).arg("echo").spawn().unwrap();
+    integration_tests::next_report(&mut child);
+    echo_each(&mut child);
+    child.disconnect().unwrap();
 }
 
 #[test]
@@ -114,18 +111,10 @@ fn big_and_deep_messages_both_ways_with_a_node_child() {
         return;
     }
     let mut child = Command::new("node")
-        .arg(node_script("child.js"))
+        .arg(integration_tests::node_script("child.js"))
         .spawn()
         .unwrap();
-    for m in big_messages() {
-        child
-            .send(&ipc_core::json::RawJson::new(&m).unwrap())
-            .unwrap();
-        match child.recv() {
-            Ok(Event::Message(msg, None)) => assert!(msg.as_str() == m, "{} bytes", m.len()),
-            other => panic!("expected the echo, got {other:?}"),
-        }
-    }
+    echo_each(&mut child);
     child.disconnect().unwrap();
     assert!(child.wait().unwrap().success());
 }

@@ -4,19 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::PathBuf;
 
 use integration_tests::have_node;
 use ipc_fork::{Command, Event};
 use ipc_net::Server;
 
 const CHILD: &str = env!("CARGO_BIN_EXE_test-child");
-
-fn node_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("node")
-        .join(name)
-}
 
 #[test]
 fn node_parent_drives_a_rust_child() {
@@ -39,7 +32,7 @@ fn rust_parent_drives_a_node_child() {
         return;
     }
     let mut child = Command::new("node")
-        .arg(node_script("child.js"))
+        .arg(integration_tests::node_script("child.js"))
         .spawn()
         .unwrap();
     // Non-ASCII, U+2028, escapes and nesting survive the round trip.
