@@ -6,43 +6,44 @@
 //! once its connections are answered.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use ipc_fork::cluster::{self, Listener, WorkerEvent};
-use ipc_net::{Server, Socket};
+use ipc_net::Socket;
 
-use crate::common::AcceptPause;
+use crate::common::Serving;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long leaving waits for connections in progress.
 const DRAIN: Duration = Duration::from_secs(10);
-/// How often the shared-socket accept loop looks at the stop flag.
-const TICK: Duration = Duration::from_millis(50);
-
-/// Connections being answered.
+/// Connections being answered: their count, and a signal when it drops.
 #[derive(Clone, Default)]
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<(Mutex<usize>, Condvar)>);
 
 impl InFlight {
     /// Answers `socket` on a thread of its own, counted until done.
     fn serve(&self, socket: Socket) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-        let count = self.clone();
+        *self.count() += 1;
+        let in_flight = self.clone();
         std::thread::spawn(move || {
             let _ = answer(socket);
-            count.0.fetch_sub(1, Ordering::AcqRel);
+            *in_flight.count() -= 1;
+            in_flight.0 .1.notify_all();
         });
+    }
+
+    fn count(&self) -> MutexGuard<'_, usize> {
+        self.0 .0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits until every connection is answered (up to [`DRAIN`]).
     fn drain(&self) {
-        let give_up = Instant::now() + DRAIN;
-        while self.0.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let _ = self
+            .0
+             .1
+            .wait_timeout_while(self.count(), DRAIN, |n| *n > 0);
     }
 }
 
@@ -71,33 +72,6 @@ fn answer(mut socket: Socket) -> io::Result<()> {
     socket.write_all(reply.as_bytes())
 }
 
-/// Accepts from a shared socket until `stop`, serving each connection.
-fn accept_loop(server: Server, stop: Arc<AtomicBool>, inflight: InFlight) {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut pause = AcceptPause::default();
-    let tick = Timespec {
-        tv_sec: 0,
-        tv_nsec: TICK.as_nanos() as i64,
-    };
-    while !stop.load(Ordering::Acquire) {
-        let mut fds = [PollFd::new(&server, PollFlags::IN)];
-        if poll(&mut fds, Some(&tick)).unwrap_or(0) == 0 {
-            continue;
-        }
-        match server.try_accept() {
-            Ok(conn) => {
-                pause.accepted();
-                inflight.serve(conn);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => match pause.failed(&e) {
-                Some(wait) => std::thread::sleep(wait),
-                None => warn!("demo cluster-worker: accept: {e}"),
-            },
-        }
-    }
-}
-
 /// Runs the worker; the exit code (1 when it cannot listen, as a Node
 /// worker whose server fails).
 pub fn run() -> i32 {
@@ -113,15 +87,19 @@ pub fn run() -> i32 {
         }
     };
     let inflight = InFlight::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let accepting = match worker.listen(None, port) {
-        Ok(Listener::Shared(server)) => {
-            let (stop, inflight) = (stop.clone(), inflight.clone());
-            Some(std::thread::spawn(move || {
-                accept_loop(server, stop, inflight)
-            }))
+    let mut accepting = match Serving::new() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("demo cluster-worker: {e}");
+            return 1;
         }
-        Ok(Listener::RoundRobin { .. }) => None,
+    };
+    match worker.listen(None, port) {
+        Ok(Listener::Shared(server)) => {
+            let inflight = inflight.clone();
+            accepting.serve_with(server, move |conn| inflight.serve(conn));
+        }
+        Ok(Listener::RoundRobin { .. }) => {}
         Err(e) => {
             warn!("demo cluster-worker: listen on port {port}: {e}");
             return 1;
@@ -145,10 +123,7 @@ pub fn run() -> i32 {
             }
         }
     }
-    stop.store(true, Ordering::Release);
-    if let Some(t) = accepting {
-        let _ = t.join();
-    }
+    accepting.stop();
     inflight.drain();
     worker.finish();
     0

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_fork::{Child, Command};
-use ipc_net::Server;
+use ipc_net::{Server, Socket};
 
 /// What the parent answers on the shared server.
 pub const PARENT_REPLY: &[u8] = b"handled by parent\n";
@@ -38,8 +38,8 @@ pub fn spawn_worker(child_cmd: Option<&[String]>, role: Option<&str>) -> io::Res
     cmd.spawn()
 }
 
-/// Threads that answer every connection their servers accept with a fixed
-/// reply, until stopped. Stopping (or dropping) lets each finish the
+/// Threads that handle every connection their servers accept, until
+/// stopped. Stopping (or dropping) lets each finish the
 /// connection in hand, then joins them: what is still queued in the kernel
 /// is left to the other processes that hold the listener. That is how a
 /// process leaves a shared listener without refusing anyone.
@@ -66,9 +66,15 @@ impl Serving {
     }
 
     /// Starts a thread that answers every connection `server` accepts with
-    /// `reply`, then closes it. Out of descriptors, it pauses instead of
-    /// spinning (see [`AcceptPause`]).
+    /// `reply`, then closes it (see [`serve_with`](Self::serve_with)).
     pub fn serve(&mut self, server: Server, reply: &'static [u8]) {
+        self.serve_with(server, move |conn| crate::linger::answer(conn, reply));
+    }
+
+    /// Starts a thread that gives every connection `server` accepts to
+    /// `handle`. Out of descriptors, it pauses instead of spinning (see
+    /// [`AcceptPause`]).
+    pub fn serve_with(&mut self, server: Server, handle: impl Fn(Socket) + Send + 'static) {
         let stop = Arc::clone(&self.stop);
         self.threads.push(std::thread::spawn(move || {
             let mut pause = AcceptPause::default();
@@ -76,7 +82,7 @@ impl Serving {
                 match server.accept_until(&*stop) {
                     Ok(Some(conn)) => {
                         pause.accepted();
-                        crate::linger::answer(conn, reply);
+                        handle(conn);
                     }
                     Ok(None) => return,
                     Err(e) => match pause.failed(&e) {
