@@ -13,7 +13,7 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ipc_net::Socket;
@@ -32,16 +32,14 @@ pub fn answer(mut conn: Socket, reply: &[u8]) {
     if conn.write_all(reply).is_err() || conn.shutdown(Shutdown::Write).is_err() {
         return;
     }
-    static LINGERING: OnceLock<Mutex<Sender<Socket>>> = OnceLock::new();
+    static LINGERING: OnceLock<Sender<Socket>> = OnceLock::new();
     let to_thread = LINGERING.get_or_init(|| {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || linger(&rx));
-        Mutex::new(tx)
+        tx
     });
-    if let Ok(tx) = to_thread.lock() {
-        // The thread lives as long as the process: this cannot fail.
-        let _ = tx.send(conn);
-    }
+    // The thread lives as long as the process: this cannot fail.
+    let _ = to_thread.send(conn);
 }
 
 /// The lingering thread: each socket is read and discarded until EOF, an

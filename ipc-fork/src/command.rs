@@ -293,8 +293,10 @@ impl Command {
     /// Returns only on failure.
     ///
     /// # Errors
-    /// The reason `execve` (or the set-up before it) failed; this process
-    /// carries on unchanged except for descriptor placements.
+    /// The reason `execve` (or the set-up before it) failed. The set-up
+    /// runs in this process, so after a failure the placed descriptors are
+    /// open at their numbers here, and the calling thread's signal mask is
+    /// empty (see [`spawn`](Command::spawn)); nothing else changed.
     pub fn exec(&self) -> io::Error {
         match self.std_command(None) {
             Ok(mut cmd) => {
