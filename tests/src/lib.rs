@@ -160,8 +160,9 @@ impl RawPeer {
     }
 }
 
-/// What the `test-child` program reports back over its channel.
-#[derive(Debug, serde::Deserialize)]
+/// What the test children (`test-child`, `tokio-child`) report back over
+/// their channel.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Always "child".
     pub role: String,
@@ -171,6 +172,18 @@ pub struct Report {
     pub detail: String,
     /// The child's open descriptor count at that moment.
     pub fds: usize,
+}
+
+impl Report {
+    /// A child's report of `what`, with `fds` its descriptor count.
+    pub fn new(what: &str, detail: String, fds: usize) -> Report {
+        Report {
+            role: "child".into(),
+            what: what.into(),
+            detail,
+            fds,
+        }
+    }
 }
 
 /// Waits for the next user message from `child` and reads it as a

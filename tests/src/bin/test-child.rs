@@ -3,18 +3,10 @@
 
 use std::io::{Read, Write};
 
+use integration_tests::Report;
 use ipc_core::json::RawJson;
 use ipc_fork::Event;
 use ipc_net::{Received, Server};
-use serde::Serialize;
-
-#[derive(Serialize)]
-struct Report<'a> {
-    role: &'a str,
-    what: &'a str,
-    detail: String,
-    fds: usize,
-}
 
 fn main() {
     let role = std::env::args().nth(1).unwrap_or_default();
@@ -39,12 +31,7 @@ fn with_parent(role: &str) {
     let env_left = std::env::var_os("NODE_CHANNEL_FD").is_some()
         || std::env::var_os("NODE_CHANNEL_SERIALIZATION_MODE").is_some();
     let report = |parent: &mut ipc_fork::Parent, what: &str, detail: String| {
-        let r = Report {
-            role: "child",
-            what,
-            detail,
-            fds: fd_count(),
-        };
+        let r = Report::new(what, detail, fd_count());
         match parent.send(&r) {
             Ok(()) => {}
             // The parent finished the test and left: nothing to report to.
@@ -205,14 +192,7 @@ fn at_fd_limit(mut parent: ipc_fork::Parent) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let say = |parent: &mut ipc_fork::Parent, what: &str, detail: String| {
         // No fd count here: reading /proc/self/fd needs a descriptor.
-        parent
-            .send(&Report {
-                role: "child",
-                what,
-                detail,
-                fds: 0,
-            })
-            .unwrap();
+        parent.send(&Report::new(what, detail, 0)).unwrap();
     };
     let limit = getrlimit(Resource::Nofile);
     setrlimit(

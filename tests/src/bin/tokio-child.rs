@@ -17,20 +17,13 @@
 
 use std::collections::VecDeque;
 
+use integration_tests::Report;
 use ipc_core::json::RawJson;
 use ipc_fork::tokio::AsyncParent;
 use ipc_fork::Event;
 use ipc_net::{Counted, Received, Server, Socket};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-#[derive(Serialize)]
-struct Report<'a> {
-    role: &'a str,
-    what: &'a str,
-    detail: String,
-    fds: usize,
-}
 
 /// A request among the messages.
 #[derive(Deserialize)]
@@ -41,12 +34,7 @@ enum Request {
 }
 
 async fn report(parent: &mut AsyncParent, what: &str, detail: String) {
-    let r = Report {
-        role: "child",
-        what,
-        detail,
-        fds: integration_tests::fd_count(),
-    };
+    let r = Report::new(what, detail, integration_tests::fd_count());
     match parent.send(&r).await {
         Ok(()) => {}
         // The parent finished the test and left: nothing to report to.
