@@ -117,7 +117,7 @@ impl AsyncChild {
             // The pidfd's registration is of no more use.
             self.exit = None;
         }
-        self.inner.endpoint_mut().send_due_replies();
+        // Due replies go out while waiting (`poll_event`) or on receiving.
         poll_fn(|cx| self.poll_recv(cx)).await;
         self.inner.try_recv()
     }

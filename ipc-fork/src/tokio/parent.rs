@@ -95,8 +95,8 @@ impl AsyncParent {
     ///
     /// [`Message`]: ipc_core::Message
     pub async fn recv(&mut self) -> Result<Event<'_>, Error> {
+        // Due replies go out while waiting (`poll_event`) or on receiving.
         let endpoint = self.inner.endpoint_mut();
-        endpoint.send_due_replies();
         poll_fn(|cx| self.io.poll_event(cx, endpoint)).await;
         self.inner.try_recv()
     }
