@@ -152,12 +152,17 @@ fn inet(ty: SocketType, addr: SocketAddr, v6only: bool, reuse: bool) -> Result<O
     Ok(fd)
 }
 
-/// Listens when asked (round-robin: the primary accepts).
+/// Listens when asked (round-robin: the primary accepts). Non-blocking
+/// either way, as libuv makes the sockets of Node's own primary: a shared
+/// socket's mode belongs to every worker holding it, and when two event
+/// loops are woken for one connection, the one that loses the race must
+/// get `EAGAIN` from `accept`, not block in it (it would never read its
+/// channel again, `disconnect` included).
 fn finish(fd: OwnedFd, listen: bool, backlog: u32) -> Result<OwnedFd, Errno> {
     if listen {
         rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
-        rustix::io::ioctl_fionbio(&fd, true)?;
     }
+    rustix::io::ioctl_fionbio(&fd, true)?;
     Ok(fd)
 }
 
@@ -170,4 +175,26 @@ pub(crate) fn sockname(fd: &OwnedFd) -> Option<Sockname> {
         family: if addr.is_ipv4() { "IPv4" } else { "IPv6" },
         port: addr.port(),
     })
+}
+
+#[cfg(test)]
+mod nonblocking {
+    use super::*;
+
+    /// A shared socket (policy none: bound, not listening) leaves
+    /// non-blocking, like a listening one, since its mode is every
+    /// holder's.
+    #[test]
+    fn shared_and_listening_sockets_are_non_blocking() {
+        for listen in [false, true] {
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            let fd = inet(SocketType::STREAM, addr, false, true).unwrap();
+            let fd = finish(fd, listen, 16).unwrap();
+            let flags = rustix::fs::fcntl_getfl(&fd).unwrap();
+            assert!(
+                flags.contains(rustix::fs::OFlags::NONBLOCK),
+                "listen={listen}"
+            );
+        }
+    }
 }
