@@ -224,7 +224,9 @@ pub fn member<'t>(text: &'t str, name: &str) -> Result<Option<RawJson<'t>>, Json
     Ok(found.map(|v| RawJson(&text[v.start..v.end])))
 }
 
-/// JSON text known to be one valid value; serializes verbatim.
+/// JSON text known to be one valid value; serializes verbatim, except that
+/// line feeds (whitespace in valid JSON) become spaces, as the channel
+/// ends a message at a line feed.
 ///
 /// ```
 /// use ipc_core::json::{to_slice, RawJson};

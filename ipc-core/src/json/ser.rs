@@ -623,8 +623,17 @@ impl ser::Serializer for RawWriter<'_, '_> {
         serialize_u64(u64), serialize_f32(f32), serialize_f64(f64), serialize_char(char),
         serialize_bytes(&[u8]), serialize_none(), serialize_unit(), serialize_unit_struct(&'static str));
 
+    /// The text as it is, except that each `\n` becomes a space: in valid
+    /// JSON a raw line feed can only be whitespace (strings escape it), and
+    /// on the channel it would end the message early.
     fn serialize_str(self, v: &str) -> Result<(), JsonError> {
-        self.0.push(v.as_bytes())
+        let mut rest = v.as_bytes();
+        while let Some(i) = crate::bytes::find(rest, b'\n') {
+            self.0.push(&rest[..i])?;
+            self.0.push(b" ")?;
+            rest = &rest[i + 1..];
+        }
+        self.0.push(rest)
     }
     fn collect_str<T: core::fmt::Display + ?Sized>(self, _: &T) -> Result<(), JsonError> {
         Err(JsonError::Custom)
@@ -719,5 +728,13 @@ mod tests {
     fn raw_json_is_written_verbatim() {
         let raw = RawJson::new("{\"a\": [1, 2]}").unwrap();
         assert_eq!(json(&(raw, 1)), "[{\"a\": [1, 2]},1]");
+    }
+
+    /// Pretty-printed JSON keeps its meaning but not its line feeds, which
+    /// would cut the message into several lines on the channel.
+    #[test]
+    fn raw_json_line_feeds_become_spaces() {
+        let raw = RawJson::new("{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1,\n2]\n}\n").unwrap();
+        assert_eq!(json(&raw), "{   \"a\": \"x\\ny\",\r   \"b\": [1, 2] }");
     }
 }
