@@ -19,6 +19,12 @@ fn below(v: u64, n: u8) -> u64 {
     v.wrapping_sub(LO * u64::from(n)) & !v & HI
 }
 
+/// High bits of the bytes of `v` above `n` (exact: no carry crosses a
+/// byte, as `0x7f + (0x7f - n)` fits in one).
+fn above(v: u64, n: u8) -> u64 {
+    ((v & !HI).wrapping_add(LO * u64::from(0x7f - n)) | v) & HI
+}
+
 /// High bits of the bytes of `v` equal to `b` (exact up to the lowest one).
 fn equal(v: u64, b: u8) -> u64 {
     below(v ^ (LO * u64::from(b)), 1)
@@ -29,6 +35,10 @@ fn word(s: &[u8], i: usize) -> u64 {
     let w = &s[i..i + 8];
     u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
 }
+
+/// Bytes examined a word at a time before going by blocks: most strings,
+/// numbers and lines are shorter.
+const SHORT: usize = 32;
 
 /// Bytes examined at a time on long runs. A loop that ORs a comparison over
 /// a fixed 64-byte array is one the compiler turns into vector
@@ -47,22 +57,23 @@ fn any_in_block(block: &[u8; BLOCK], hit: impl Fn(u8) -> bool) -> bool {
 }
 
 /// Index of the first byte of `s` that `hit` is true for (`hits` flags it
-/// in a word, see the module docs), else `s.len()`. Long runs go a block
-/// at a time (after a first word), then words; a tail shorter than a word is checked by reading
-/// the last 8 bytes again, overlapping bytes already found clean; only
-/// strings shorter than 8 bytes go byte by byte.
+/// in a word, see the module docs), else `s.len()`. The first [`SHORT`]
+/// bytes go a word at a time, long runs then a block at a time, then
+/// words; a tail shorter than a word is checked by reading the last 8
+/// bytes again, overlapping bytes already found clean; only strings
+/// shorter than 8 bytes go byte by byte.
 #[inline(always)]
 fn first(s: &[u8], hits: impl Fn(u64) -> u64, hit: impl Fn(u8) -> bool + Copy) -> usize {
     let n = s.len();
     let mut i = 0;
-    // Most strings and lines are short: one word first, before a block
-    // that would look far past the hit.
-    if n >= 8 {
-        let h = hits(word(s, 0));
+    // Most are short: words first, before a block that would look far
+    // past the hit.
+    while i < SHORT && i + 8 <= n {
+        let h = hits(word(s, i));
         if h != 0 {
-            return (h.trailing_zeros() / 8) as usize;
+            return i + (h.trailing_zeros() / 8) as usize;
         }
-        i = 8;
+        i += 8;
     }
     while let Some(block) = s[i..].first_chunk::<BLOCK>() {
         if any_in_block(block, hit) {
@@ -124,6 +135,43 @@ pub(crate) fn plain_ascii_len(s: &[u8]) -> usize {
     )
 }
 
+/// Copies `src` into `dst`, of the same length. A copy whose length the
+/// compiler does not know is a call to the C library's `memcpy`; strings
+/// and keys are mostly short, and up to 16 bytes go as two overlapping
+/// copies of a fixed size instead.
+#[inline(always)]
+pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+    fn ends<const K: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<K>(), src.first_chunk::<K>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<K>(), src.last_chunk::<K>()) {
+            *d = *s;
+        }
+    }
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => ends::<4>(dst, src),
+        8..=16 => ends::<8>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Length of the run of ASCII digits at the front of `s`.
+pub(crate) fn digits_len(s: &[u8]) -> usize {
+    first(
+        s,
+        |v| below(v, b'0') | above(v, b'9'),
+        |b| !b.is_ascii_digit(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +193,11 @@ mod tests {
                     let s = &s[..len];
                     assert_eq!(find(s, b), s.iter().position(|&c| c == b), "{s:?}");
                     assert_eq!(
+                        digits_len(s),
+                        s.iter().position(|c| !c.is_ascii_digit()).unwrap_or(len),
+                        "{s:?}"
+                    );
+                    assert_eq!(
                         plain_len(s),
                         s.iter().position(|&c| special(c)).unwrap_or(len),
                         "{s:?}"
@@ -161,6 +214,33 @@ mod tests {
         }
         assert_eq!(find(b"", b'\n'), None);
         assert_eq!(plain_len(b""), 0);
+    }
+
+    #[test]
+    fn copies_every_short_length() {
+        let src: [u8; 40] = core::array::from_fn(|i| i as u8 + 1);
+        for n in 0..=src.len() {
+            let mut dst = [0u8; 40];
+            copy(&mut dst[..n], &src[..n]);
+            assert_eq!(dst[..n], src[..n]);
+            assert!(dst[n..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
+
+    /// Digit runs of every length up to three blocks, ended by each byte
+    /// next to the digits and by the bytes at the ends of the range.
+    #[test]
+    fn digit_runs() {
+        let mut buf = [b'7'; 3 * BLOCK + 9];
+        for len in 0..buf.len() {
+            for end in [b'/', b':', b'0' + 0x80, b'9' + 0x80, 0x00, 0xff, b'.'] {
+                buf.fill(b'7');
+                if len < buf.len() {
+                    buf[len] = end;
+                }
+                assert_eq!(digits_len(&buf), len.min(buf.len()));
+            }
+        }
     }
 
     /// Long runs (blocks, then words, then the overlapping tail): a single

@@ -630,6 +630,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
+    #[inline(always)]
     pub fn recv_incoming(&mut self) -> Result<Incoming<'_, TX>, Error> {
         let got = self.receive(Some(self.deadline()), true)?;
         Ok(self.incoming(got))
@@ -640,11 +641,13 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv).
+    #[inline(always)]
     pub fn try_recv_incoming(&mut self) -> Result<Incoming<'_, TX>, Error> {
         let got = self.receive(None, true)?;
         Ok(self.incoming(got))
     }
 
+    #[inline(always)]
     fn incoming(&mut self, got: Got) -> Incoming<'_, TX> {
         match got {
             Got::Fate(fate) => Incoming::Fate(fate),
@@ -839,6 +842,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// The next line to deliver (its position and what it holds), or with
     /// `fates` the next fate if one is known first. Waits
     /// until `deadline` when one is given, else not at all.
+    #[inline(always)]
     fn receive(&mut self, deadline: Option<Deadline>, fates: bool) -> Result<Got, Error> {
         self.rx.forget_handle();
         if self.closed {

@@ -52,8 +52,13 @@ impl Fields {
     /// (later duplicates win, as in `JSON.parse`). Returns the index just
     /// past the object. (Filled in place: the fields are five spans, too
     /// many to move around per message.)
-    fn read(f: &mut Fields, line: &[u8], start: usize) -> Result<usize, JsonError> {
-        scan::object_fields(line, start, |name, v| {
+    #[inline(always)]
+    fn read<const STREAM: bool>(
+        f: &mut Fields,
+        line: &[u8],
+        start: usize,
+    ) -> Result<usize, JsonError> {
+        scan::object_fields_in::<STREAM>(line, start, |name, v| {
             let raw = name.span.of(line);
             let mut buf = [0u8; 16];
             let name = if name.escaped {
@@ -97,27 +102,10 @@ fn short_string<'o>(line: &[u8], v: Option<Span>, out: &'o mut [u8]) -> Option<&
     complete.then_some(text)
 }
 
-/// The span of the content of the internal `cmd` of the value at `value`,
-/// if it has one, and its first [`MAX_CMD_LEN`] bytes decoded.
-fn internal_cmd(
-    line: &[u8],
-    value: Span,
-    fields: Option<&Fields>,
-) -> Result<Option<(Span, Cmd)>, JsonError> {
-    if line.get(value.start) != Some(&b'{') {
-        return Ok(None);
-    }
-    let mut owned = Fields::default();
-    let fields = match fields {
-        Some(f) => f,
-        None => {
-            Fields::read(&mut owned, line, value.start)?;
-            &owned
-        }
-    };
-    let Some(span) = fields.cmd.filter(|c| line.get(c.start) == Some(&b'"')) else {
-        return Ok(None);
-    };
+/// The span of the content of the internal `cmd` among an object's
+/// `fields`, if it has one, and its first [`MAX_CMD_LEN`] bytes decoded.
+fn internal_cmd(line: &[u8], fields: &Fields) -> Option<(Span, Cmd)> {
+    let span = fields.cmd.filter(|c| line.get(c.start) == Some(&b'"'))?;
     let content = Span {
         start: span.start + 1,
         end: span.end - 1,
@@ -126,9 +114,20 @@ fn internal_cmd(
     let complete = decode_cmd(content.of(line), &mut cmd);
     // Longer than five characters and starting with NODE_.
     if !(cmd.starts_with("NODE_") && (!complete || cmd.chars().count() > 5)) {
+        return None;
+    }
+    Some((content, cmd))
+}
+
+/// The members of the object at `value` (already validated), `None` if the
+/// value is not an object.
+fn fields_of(line: &[u8], value: Span) -> Result<Option<Fields>, JsonError> {
+    if line.get(value.start) != Some(&b'{') {
         return Ok(None);
     }
-    Ok(Some((content, cmd)))
+    let mut fields = Fields::default();
+    Fields::read::<false>(&mut fields, line, value.start)?;
+    Ok(Some(fields))
 }
 
 /// Decodes the content of a `cmd` string into `out`, as much as fits
@@ -146,18 +145,59 @@ pub(crate) fn decode_cmd(content: &[u8], out: &mut Cmd) -> bool {
 /// Validates `line` (one JSON value plus optional whitespace) and says what
 /// it is.
 pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
-    let start = scan::skip_ws(line, 0);
-    if line.get(start) != Some(&b'{') {
-        let value = scan::whole_value(line)?;
-        return Ok(Envelope::Message { value, cmd: None });
+    let mut fields = Fields::default();
+    let value = scan_value::<false>(line, &mut fields)?;
+    scan::only_ws_after(line, value.end)?;
+    classify(line, value, &fields)
+}
+
+/// Reads the line at the front of `stream` (received bytes, the line's
+/// `\n` among them) in the pass that finds where it ends. Returns the
+/// line's length without its `\n`, and what [`read`] says of that line.
+/// `None` when that takes more than this one pass: the line is not
+/// complete yet, or it is not a good message. The caller then finds the
+/// `\n` and calls [`read`] on the line, for the error or to wait for more.
+pub(crate) fn read_stream(stream: &[u8]) -> Option<(usize, Envelope)> {
+    let mut fields = Fields::default();
+    let value = scan_value::<true>(stream, &mut fields).ok()?;
+    // Whitespace up to the `\n`; none of it (nor the value) is a `\n`,
+    // so the line is exactly what was scanned.
+    let nl = scan::skip_ws_in::<true>(stream, value.end);
+    if stream.get(nl) != Some(&b'\n') {
+        return None;
+    }
+    let line = &stream[..nl];
+    classify(line, value, &fields).ok().map(|e| (nl, e))
+}
+
+/// Validates the JSON value at the front of `text` (after whitespace) and
+/// returns its span; for an object, fills `fields` (all `None` before) in
+/// the same pass.
+#[inline(always)]
+fn scan_value<const STREAM: bool>(text: &[u8], fields: &mut Fields) -> Result<Span, JsonError> {
+    let start = scan::skip_ws_in::<STREAM>(text, 0);
+    if start == text.len() {
+        return Err(JsonError::Empty);
     }
     // One pass over an object: it is validated while the members the
     // protocol needs are picked out.
-    let mut fields = Fields::default();
-    let end = Fields::read(&mut fields, line, start)?;
-    scan::only_ws_after(line, end)?;
-    let value = Span { start, end };
-    let Some((span, cmd)) = internal_cmd(line, value, Some(&fields))? else {
+    let end = if text[start] == b'{' {
+        Fields::read::<STREAM>(fields, text, start)?
+    } else {
+        scan::value_end_within::<STREAM>(text, start, 0)?
+    };
+    Ok(Span { start, end })
+}
+
+/// Says what the line holding the validated `value` is; `fields` are the
+/// value's members if it is an object.
+#[inline(always)]
+fn classify(line: &[u8], value: Span, fields: &Fields) -> Result<Envelope, JsonError> {
+    let internal = match line[value.start] {
+        b'{' => internal_cmd(line, fields),
+        _ => None,
+    };
+    let Some((span, cmd)) = internal else {
         return Ok(Envelope::Message { value, cmd: None });
     };
     match cmd.as_str() {
@@ -171,7 +211,8 @@ pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
     }
 }
 
-fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, JsonError> {
+#[inline(never)]
+fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Result<Envelope, JsonError> {
     let mut tag_buf = [0u8; 16];
     let mut dgram_buf = [0u8; 8];
     let tag = short_string(line, fields.kind, &mut tag_buf);
@@ -182,21 +223,17 @@ fn handle_wrapper(line: &[u8], fields: Fields, depth: u8) -> Result<Envelope, Js
 
     // Node retransmits a NACKed socket wrapped once more as
     // {"cmd":"NODE_HANDLE","type":"net.Native","msg":<the first wrapper>}.
-    if let Some(m) = msg.filter(|m| {
-        kind == Some(HandleKind::Native) && depth == 0 && line.get(m.start) == Some(&b'{')
-    }) {
-        let mut inner = Fields::default();
-        Fields::read(&mut inner, line, m.start)?;
-        if let Some((_, c)) = internal_cmd(line, m, Some(&inner))? {
-            if c == "NODE_HANDLE" {
-                return handle_wrapper(line, inner, 1);
-            }
-        }
-    }
-    let msg_cmd = match msg {
-        Some(m) => internal_cmd(line, m, None)?.map(|(span, _)| span),
+    let inner = match msg {
+        Some(m) => fields_of(line, m)?,
         None => None,
     };
+    let inner_cmd = inner.as_ref().and_then(|f| internal_cmd(line, f));
+    if let (Some(inner), Some((_, c))) = (&inner, &inner_cmd) {
+        if kind == Some(HandleKind::Native) && depth == 0 && c == "NODE_HANDLE" {
+            return handle_wrapper(line, inner, 1);
+        }
+    }
+    let msg_cmd = inner_cmd.map(|(span, _)| span);
     Ok(Envelope::Handle {
         kind,
         msg,

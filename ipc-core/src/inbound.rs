@@ -25,6 +25,7 @@ fn fail(e: Error) -> Record {
 /// handle line needs cannot be owed yet (write the owed ones first). The
 /// handle of a handle line waits in `rx` for its delivery (it is large:
 /// it does not travel with the record).
+#[inline(always)]
 pub(crate) fn next<const RX: usize, const TX: usize>(
     rx: &mut Rx<RX>,
     tx: &mut Tx<TX>,
@@ -49,42 +50,52 @@ pub(crate) fn next<const RX: usize, const TX: usize>(
             reject(rx, tx, offset, looked_like_handle);
             Some(fail(Error::FrameTooLong))
         }
-        Next::Line { start, end, offset } => Some(line(rx, tx, start, end, offset)),
+        // Most lines: a message for the user, read in the pass that
+        // found its end.
+        Next::Line {
+            start,
+            end,
+            read: Some(Envelope::Message { value, cmd }),
+            ..
+        } => Some(Record {
+            len: end + 1 - start,
+            what: What::Deliver(Parsed {
+                json: Some(value),
+                cmd,
+                handle: false,
+            }),
+        }),
+        Next::Line {
+            start,
+            end,
+            offset,
+            read,
+        } => Some(line(rx, tx, start, end, offset, read)),
     }
 }
 
-/// Reads the line `start..end` (its `\n` at `end`).
+/// Reads the line `start..end` (its `\n` at `end`), unless that was done:
+/// `read`.
+#[inline(never)]
 fn line<const RX: usize, const TX: usize>(
     rx: &mut Rx<RX>,
     tx: &mut Tx<TX>,
     start: usize,
     end: usize,
     offset: u64,
+    read: Option<Envelope>,
 ) -> Record {
     let len = end + 1 - start;
     let record = |what| Record { len, what };
-    let bytes = rx.line(start, end);
-    // The scan checks UTF-8 as it goes (inside strings; outside them only
-    // ASCII is JSON): a line that reads is valid UTF-8. A stray non-ASCII
-    // byte outside a string is reported as what it is.
-    let read = envelope::read(bytes).map_err(|e| match e {
-        JsonError::Syntax { offset } if bytes.get(offset).is_some_and(|&b| b >= 0x80) => {
-            match core::str::from_utf8(bytes) {
-                Err(e) => JsonError::InvalidUtf8 {
-                    offset: e.valid_up_to(),
-                },
-                Ok(_) => e,
-            }
-        }
-        e => e,
-    });
     let envelope = match read {
-        Ok(envelope) => envelope,
-        Err(e) => {
-            let looks = envelope::looks_like_handle(bytes);
-            reject(rx, tx, offset, looks);
-            return record(What::Fail(Error::BadFrame(e)));
-        }
+        Some(envelope) => envelope,
+        None => match read_line(rx.line(start, end)) {
+            Ok(envelope) => envelope,
+            Err((e, looks)) => {
+                reject(rx, tx, offset, looks);
+                return record(What::Fail(Error::BadFrame(e)));
+            }
+        },
     };
     let answered = |r: Result<(), Error>| match r {
         Ok(()) => What::Skip,
@@ -135,6 +146,28 @@ fn line<const RX: usize, const TX: usize>(
             }
         }
     }
+}
+
+/// Reads a line that was not read in the pass that found its end; an
+/// error comes with whether the line looks like a handle message.
+fn read_line(bytes: &[u8]) -> Result<Envelope, (JsonError, bool)> {
+    // The scan checks UTF-8 as it goes (inside strings; outside them only
+    // ASCII is JSON): a line that reads is valid UTF-8. A stray non-ASCII
+    // byte outside a string is reported as what it is.
+    envelope::read(bytes).map_err(|e| {
+        let e = match e {
+            JsonError::Syntax { offset } if bytes.get(offset).is_some_and(|&b| b >= 0x80) => {
+                match core::str::from_utf8(bytes) {
+                    Err(e) => JsonError::InvalidUtf8 {
+                        offset: e.valid_up_to(),
+                    },
+                    Ok(_) => e,
+                }
+            }
+            e => e,
+        };
+        (e, envelope::looks_like_handle(bytes))
+    })
 }
 
 /// Deals with a line that is not a good message: a descriptor that came

@@ -18,7 +18,7 @@ use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
 use crate::buf::{Buf, Fifo};
-use crate::envelope::{self, Cmd};
+use crate::envelope::{self, Cmd, Envelope};
 use crate::error::Error;
 use crate::fdqueue::FdQueue;
 use crate::handle::Handle;
@@ -64,13 +64,16 @@ pub(crate) struct Record {
 }
 
 /// A complete line not yet read for the protocol.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) enum Next {
-    /// `buf[start..end]` (without its `\n`), starting at stream `offset`.
+    /// `buf[start..end]` (without its `\n`), starting at stream `offset`;
+    /// `read` is what the line is when it was read in the pass that found
+    /// its end ([`envelope::read_stream`]).
     Line {
         start: usize,
         end: usize,
         offset: u64,
+        read: Option<Envelope>,
     },
     /// An over-long line ended; it started at this stream offset.
     Skipped {
@@ -96,7 +99,11 @@ pub(crate) struct Rx<const N: usize> {
     /// Stream offset of `buf[0]`.
     base: u64,
     skipping: Option<Skip>,
-    /// Records of the lines in `buf[start..parsed]`, in order.
+    /// The record of the first line in `buf[start..parsed]`, when there
+    /// is one: a poller's `is_ready` reads one line ahead before each
+    /// receive, and a slot costs less than the queue.
+    first: Option<Record>,
+    /// Records of the lines after `first`, in order.
     records: Fifo<Record, MAX_RECORDS>,
     /// Handles of recorded lines, in order.
     claimed: Fifo<Handle, MAX_CLAIMED>,
@@ -123,6 +130,7 @@ impl<const N: usize> Rx<N> {
             searched: 0,
             base: 0,
             skipping: None,
+            first: None,
             records: Fifo::default(),
             claimed: Fifo::default(),
             fds: FdQueue::default(),
@@ -146,7 +154,7 @@ impl<const N: usize> Rx<N> {
 
     /// Whether a line (or an error) is waiting for delivery.
     pub fn has_record(&self) -> bool {
-        !self.records.is_empty()
+        self.first.is_some()
     }
 
     /// An error to report now, before the next line.
@@ -156,7 +164,7 @@ impl<const N: usize> Rx<N> {
 
     /// Bytes the records take, counted against the limit.
     fn records_bytes(&self) -> usize {
-        self.records.len() * core::mem::size_of::<Record>()
+        (usize::from(self.first.is_some()) + self.records.len()) * core::mem::size_of::<Record>()
     }
 
     /// Whether one more line can be read ahead of delivery now.
@@ -173,7 +181,25 @@ impl<const N: usize> Rx<N> {
 
     /// Takes the next complete line not yet read for the protocol, if one
     /// is buffered.
+    #[inline(always)]
     pub fn next_line(&mut self) -> Option<Next> {
+        // A line not searched yet is first read straight from the buffer,
+        // which finds its end too. If that fails (the line is incomplete,
+        // or not a good message), the search below takes over and does not
+        // come back here for the same line.
+        if self.searched <= self.parsed && self.skipping.is_none() {
+            let start = self.parsed;
+            if let Some((len, read)) = envelope::read_stream(&self.buf[start..self.end]) {
+                self.parsed = start + len + 1;
+                self.searched = self.parsed;
+                return Some(Next::Line {
+                    start,
+                    end: start + len,
+                    offset: self.base + start as u64,
+                    read: Some(read),
+                });
+            }
+        }
         let from = self.searched.max(self.parsed);
         let Some(i) = crate::bytes::find(&self.buf[from..self.end], b'\n') else {
             self.searched = self.end;
@@ -203,6 +229,7 @@ impl<const N: usize> Rx<N> {
             start,
             end: nl,
             offset: self.base + start as u64,
+            read: None,
         })
     }
 
@@ -219,7 +246,11 @@ impl<const N: usize> Rx<N> {
     /// after the records before it. Only when
     /// [`can_record`](Self::can_record).
     pub fn push_record(&mut self, record: Record) {
-        let _ = self.records.push_back(record);
+        if self.first.is_none() {
+            self.first = Some(record);
+        } else {
+            let _ = self.records.push_back(record);
+        }
     }
 
     /// Keeps the handle of the line just read until that line is
@@ -230,8 +261,12 @@ impl<const N: usize> Rx<N> {
     }
 
     /// Takes the record of the next line to deliver, if it was read ahead.
+    #[inline(always)]
     pub fn pop_record(&mut self) -> Option<(usize, Record)> {
-        let r = self.records.pop_front()?;
+        let r = self.first.take()?;
+        if !self.records.is_empty() {
+            self.first = self.records.pop_front();
+        }
         let at = self.start;
         self.start += r.len;
         Some((at, r))
@@ -247,6 +282,7 @@ impl<const N: usize> Rx<N> {
 
     /// The message of the line at `at` that `parsed` describes, with its
     /// handle if it has one, borrowing the buffer.
+    #[inline(always)]
     pub fn message(&mut self, at: usize, parsed: Parsed) -> Message<'_> {
         if parsed.handle {
             self.handle = self.claimed.pop_front();
@@ -281,7 +317,7 @@ impl<const N: usize> Rx<N> {
     /// Whether complete lines wait to be read for the protocol, or
     /// records for delivery.
     fn has_lines(&self) -> bool {
-        !self.records.is_empty()
+        self.has_record()
             || (self.skipping.is_none()
                 && crate::bytes::find(&self.buf[self.parsed..self.end], b'\n').is_some())
     }

@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use ipc_core::{Channel, Error, Fate, Handle, Incoming, Key, Message, SendError, Ticket};
+use ipc_core::{Channel, Error, Fate, Handle, Incoming, Key, Message, SendError, Sender, Ticket};
 use ipc_net::accounting::{SocketAccounting, SocketAnswer, SocketQuery};
 use ipc_net::{HandleError, Received};
 use serde::Serialize;
@@ -202,6 +202,7 @@ impl Endpoint {
         !self.disconnected && self.channel.is_ready()
     }
 
+    #[inline(always)]
     fn next(&mut self, block: bool) -> Result<Event<'_>, Error> {
         if self.disconnected {
             return Err(Error::Disconnected);
@@ -212,7 +213,7 @@ impl Endpoint {
         } else {
             self.channel.try_recv_incoming()
         };
-        let (mut msg, mut sender) = match got {
+        let (msg, sender) = match got {
             Ok(Incoming::Message(msg, sender)) => (msg, sender),
             Ok(Incoming::Fate(fate)) => return Ok(Event::Fate(fate)),
             Err(Error::Disconnected) => {
@@ -221,6 +222,22 @@ impl Endpoint {
             }
             Err(e) => return Err(e),
         };
+        // Most messages are the user's own, without a handle.
+        if msg.handle().is_none() && !msg.is_internal() {
+            return Ok(Event::Message(msg, None));
+        }
+        Self::with_handle_or_internal(&mut self.accounting, &mut self.reported, msg, sender)
+    }
+
+    /// The rest of [`next`](Self::next), for a message with a handle or an
+    /// internal one.
+    #[inline(never)]
+    fn with_handle_or_internal<'a>(
+        accounting: &mut SocketAccounting,
+        reported: &mut Vec<(Key, u64)>,
+        mut msg: Message<'a>,
+        mut sender: Sender<'a, { ipc_core::DEFAULT_CAPACITY }>,
+    ) -> Result<Event<'a>, Error> {
         // Checked first: taking an empty handle slot still moves it. A
         // cluster message keeps its handle raw: a shared listener arrives
         // bound but not listening, which no typed handle is (see
@@ -233,7 +250,7 @@ impl Endpoint {
         let handle = taken.map(|h| {
             let mut received = Received::from_handle(h)?;
             if let Received::Socket(s) = &mut received {
-                self.accounting.track(s);
+                accounting.track(s);
             }
             Ok(received)
         });
@@ -241,12 +258,12 @@ impl Endpoint {
             return Ok(Event::Message(msg, handle));
         }
         if let Some(SocketAnswer::Count { key, count }) = SocketAnswer::from_message(&msg) {
-            match self.reported.iter_mut().find(|(k, _)| *k == key) {
+            match reported.iter_mut().find(|(k, _)| *k == key) {
                 Some(entry) => entry.1 = count,
-                None => self.reported.push((key, count)),
+                None => reported.push((key, count)),
             }
         }
-        if let Some(reply) = self.accounting.answer(&msg) {
+        if let Some(reply) = accounting.answer(&msg) {
             // Best effort, like Node's own replies: a closed channel shows
             // up on the next call anyway.
             let _ = sender.try_send(&reply.message());
@@ -256,12 +273,17 @@ impl Endpoint {
 
     /// Sends `NODE_SOCKET_ALL_CLOSED` for keys whose last socket has closed
     /// since the sender asked.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send_due_replies(&mut self) {
         // Nearly always nothing: no close request waits.
-        if !self.accounting.waiting() {
-            return;
+        if self.accounting.waiting() {
+            self.send_due_replies_now();
         }
+    }
+
+    /// [`send_due_replies`](Self::send_due_replies) once a request waits.
+    #[inline(never)]
+    fn send_due_replies_now(&mut self) {
         while let Some(reply) = self.accounting.due() {
             let _ = self.channel.try_send(&reply.message());
         }

@@ -1,5 +1,13 @@
 //! Validating JSON scanner: finds where values end, without building anything.
 //!
+//! Functions with a `STREAM` parameter scan either JSON text (`false`: a
+//! line feed is whitespace) or the channel's stream (`true`: a line feed is
+//! where the message ends, so it is not whitespace and nothing scans past
+//! it). The receive path reads a message in stream mode straight from the
+//! buffer, finding its end in the same pass, instead of first searching
+//! for the `\n` and then scanning the line. In a line that holds no line
+//! feed both modes accept and reject the same text.
+//!
 //! Everything here works on bytes that are already known to be UTF-8 and never
 //! allocates. Nesting is tracked one bit per level, not on the call stack, so
 //! hostile input cannot exhaust the stack: the first 128 levels live in two
@@ -88,14 +96,22 @@ impl Nesting {
     }
 }
 
-/// JSON's insignificant whitespace: space, tab, line feed, carriage return.
-pub(crate) fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+/// JSON's insignificant whitespace: space, tab, line feed, carriage return;
+/// in `STREAM` mode without the line feed.
+fn is_ws<const STREAM: bool>(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r') || (!STREAM && b == b'\n')
 }
 
-/// Index of the first non-whitespace byte at or after `i`.
-pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|&c| is_ws(c)) {
+/// Index of the first non-whitespace byte at or after `i`, in JSON text.
+pub(crate) fn skip_ws(b: &[u8], i: usize) -> usize {
+    skip_ws_in::<false>(b, i)
+}
+
+/// [`skip_ws`] in either mode.
+#[inline(always)]
+pub(crate) fn skip_ws_in<const STREAM: bool>(b: &[u8], mut i: usize) -> usize {
+    // Node's JSON has no whitespace: one look settles most calls.
+    while b.get(i).is_some_and(|&c| c <= b' ' && is_ws::<STREAM>(c)) {
         i += 1;
     }
     i
@@ -160,13 +176,11 @@ pub(crate) fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), JsonError>
 
 /// Scans the number starting at `i` (JSON grammar, no leading `+`, no leading
 /// zeros); returns the index just past it.
+#[inline(always)]
 pub(crate) fn number_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
-    let digits = |mut j: usize| {
-        let start = j;
-        while b.get(j).is_some_and(u8::is_ascii_digit) {
-            j += 1;
-        }
-        (j, j - start)
+    let digits = |j: usize| {
+        let n = crate::bytes::digits_len(b.get(j..).unwrap_or_default());
+        (j + n, n)
     };
     let mut j = i;
     if b.get(j) == Some(&b'-') {
@@ -207,16 +221,17 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, JsonError> {
 }
 
 /// Scans `"key"` and the colon after it; returns the index of the value.
-fn key_then_colon(b: &[u8], i: usize) -> Result<usize, JsonError> {
-    colon_after(b, string_end(b, i)?.0)
+fn key_then_colon<const STREAM: bool>(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    colon_after::<STREAM>(b, string_end(b, i)?.0)
 }
 
 /// Scans the colon after a key that ends at `end`; returns the index of the
 /// value.
-fn colon_after(b: &[u8], end: usize) -> Result<usize, JsonError> {
-    let j = skip_ws(b, end);
+#[inline(always)]
+fn colon_after<const STREAM: bool>(b: &[u8], end: usize) -> Result<usize, JsonError> {
+    let j = skip_ws_in::<STREAM>(b, end);
     match b.get(j) {
-        Some(b':') => Ok(skip_ws(b, j + 1)),
+        Some(b':') => Ok(skip_ws_in::<STREAM>(b, j + 1)),
         None => Err(JsonError::Eof),
         Some(_) => Err(syntax(j)),
     }
@@ -241,12 +256,17 @@ fn scalar_end(b: &[u8], i: usize) -> Result<Option<usize>, JsonError> {
 /// Scans the value starting at `i` (leading whitespace allowed) and returns the
 /// index just past it. Iterative: the depth is bounded by [`MAX_DEPTH`].
 pub(crate) fn value_end(b: &[u8], i: usize) -> Result<usize, JsonError> {
-    value_end_within(b, i, 0)
+    value_end_within::<false>(b, i, 0)
 }
 
-/// [`value_end`] for a value inside `depth` open containers.
-fn value_end_within(b: &[u8], i: usize, depth: usize) -> Result<usize, JsonError> {
-    let mut i = skip_ws(b, i);
+/// [`value_end`] in either mode, for a value inside `depth` open
+/// containers.
+pub(crate) fn value_end_within<const STREAM: bool>(
+    b: &[u8],
+    i: usize,
+    depth: usize,
+) -> Result<usize, JsonError> {
+    let mut i = skip_ws_in::<STREAM>(b, i);
     if let Some(end) = scalar_end(b, i)? {
         return Ok(end);
     }
@@ -256,18 +276,18 @@ fn value_end_within(b: &[u8], i: usize, depth: usize) -> Result<usize, JsonError
         match b.get(i) {
             Some(b'{') => {
                 nest.push(true, i)?;
-                i = skip_ws(b, i + 1);
+                i = skip_ws_in::<STREAM>(b, i + 1);
                 if b.get(i) == Some(&b'}') {
                     nest.pop();
                     i += 1;
                 } else {
-                    i = key_then_colon(b, i)?;
+                    i = key_then_colon::<STREAM>(b, i)?;
                     continue;
                 }
             }
             Some(b'[') => {
                 nest.push(false, i)?;
-                i = skip_ws(b, i + 1);
+                i = skip_ws_in::<STREAM>(b, i + 1);
                 if b.get(i) == Some(&b']') {
                     nest.pop();
                     i += 1;
@@ -282,12 +302,12 @@ fn value_end_within(b: &[u8], i: usize, depth: usize) -> Result<usize, JsonError
             let Some(in_object) = nest.top() else {
                 return Ok(i);
             };
-            i = skip_ws(b, i);
+            i = skip_ws_in::<STREAM>(b, i);
             match b.get(i) {
                 Some(b',') => {
-                    i = skip_ws(b, i + 1);
+                    i = skip_ws_in::<STREAM>(b, i + 1);
                     if in_object {
-                        i = key_then_colon(b, i)?;
+                        i = key_then_colon::<STREAM>(b, i)?;
                     }
                     break;
                 }
@@ -342,12 +362,22 @@ pub(crate) struct Name {
 pub(crate) fn object_fields(
     b: &[u8],
     i: usize,
+    field: impl FnMut(Name, Span),
+) -> Result<usize, JsonError> {
+    object_fields_in::<false>(b, i, field)
+}
+
+/// [`object_fields`] in either mode.
+#[inline(always)]
+pub(crate) fn object_fields_in<const STREAM: bool>(
+    b: &[u8],
+    i: usize,
     mut field: impl FnMut(Name, Span),
 ) -> Result<usize, JsonError> {
     if b.get(i) != Some(&b'{') {
         return Err(syntax(i));
     }
-    let mut i = skip_ws(b, i + 1);
+    let mut i = skip_ws_in::<STREAM>(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return Ok(i + 1);
     }
@@ -360,10 +390,10 @@ pub(crate) fn object_fields(
             },
             escaped,
         };
-        let v = colon_after(b, key_end)?;
+        let v = colon_after::<STREAM>(b, key_end)?;
         let v_end = match scalar_end(b, v)? {
             Some(end) => end,
-            None => value_end_within(b, v, 1)?,
+            None => value_end_within::<STREAM>(b, v, 1)?,
         };
         field(
             name,
@@ -372,9 +402,9 @@ pub(crate) fn object_fields(
                 end: v_end,
             },
         );
-        i = skip_ws(b, v_end);
+        i = skip_ws_in::<STREAM>(b, v_end);
         match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b',') => i = skip_ws_in::<STREAM>(b, i + 1),
             Some(b'}') => return Ok(i + 1),
             None => return Err(JsonError::Eof),
             Some(_) => return Err(syntax(i)),

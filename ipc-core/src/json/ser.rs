@@ -32,6 +32,9 @@ pub fn to_slice<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usiz
     Ok(ser.len)
 }
 
+/// Strings up to this long take the inline path of `Serializer::string`.
+const SHORT_STRING: usize = 16;
+
 /// Writes JSON into a borrowed buffer. Use [`to_slice`] unless you need to
 /// drive serde yourself.
 #[derive(Debug)]
@@ -46,7 +49,7 @@ impl Serializer<'_> {
             .buf
             .get_mut(self.len..self.len + bytes.len())
             .ok_or(JsonError::BufferFull)?;
-        dst.copy_from_slice(bytes);
+        crate::bytes::copy(dst, bytes);
         self.len += bytes.len();
         Ok(())
     }
@@ -89,11 +92,21 @@ impl Serializer<'_> {
         self.integer(v < 0, v.unsigned_abs())
     }
 
+    /// Writes `s` as a JSON string. Keys and most values are short and
+    /// need no escape: that case is inline, the rest is not.
+    #[inline(always)]
     fn string(&mut self, s: &str) -> Result<(), JsonError> {
         let bytes = s.as_bytes();
-        if bytes.len() < 8 && self.short_plain_string(bytes) {
+        if bytes.len() <= SHORT_STRING && self.short_plain_string(bytes) {
             return Ok(());
         }
+        self.long_string(s)
+    }
+
+    /// [`string`](Self::string) for strings that are long or need escapes.
+    #[inline(never)]
+    fn long_string(&mut self, s: &str) -> Result<(), JsonError> {
+        let bytes = s.as_bytes();
         if self.buf.len() - self.len < bytes.len() + 2 {
             // Escaping only adds: it cannot fit. Said before scanning it,
             // so a caller that grows the buffer and tries again pays for one
@@ -109,7 +122,7 @@ impl Serializer<'_> {
                 .get_mut(self.len..self.len + n + 2)
                 .ok_or(JsonError::BufferFull)?;
             dst[0] = b'"';
-            dst[1..=n].copy_from_slice(bytes);
+            crate::bytes::copy(&mut dst[1..=n], bytes);
             dst[n + 1] = b'"';
             self.len += n + 2;
             return Ok(());
@@ -119,21 +132,26 @@ impl Serializer<'_> {
         self.push(b"\"")
     }
 
-    /// Writes a string of fewer than 8 bytes if it needs no escape: copied
-    /// first, then checked as one word read back from the buffer (bytes
-    /// past it masked off), instead of byte by byte. `false` (nothing
-    /// written) when it needs escapes or the buffer has no word of room.
+    /// Writes a string of up to [`SHORT_STRING`] bytes if it needs no
+    /// escape: copied first, then checked as two words read back from the
+    /// buffer (bytes past it masked off), instead of byte by byte. `false`
+    /// (nothing written) when it needs escapes or the buffer has not two
+    /// words of room.
+    #[inline(always)]
     fn short_plain_string(&mut self, bytes: &[u8]) -> bool {
         let n = bytes.len();
-        let Some(dst) = self.buf.get_mut(self.len..self.len + 9) else {
+        let Some(dst) = self.buf.get_mut(self.len..self.len + SHORT_STRING + 2) else {
             return false;
         };
-        dst[1..=n].copy_from_slice(bytes);
-        let word = u64::from_le_bytes([
-            dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], dst[7], dst[8],
-        ]);
-        let mask = (1u64 << (8 * n)) - 1;
-        if crate::bytes::special_word(word) & mask != 0 {
+        crate::bytes::copy(&mut dst[1..=n], bytes);
+        let word = |i: usize| {
+            let w = &dst[i..i + 8];
+            u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+        };
+        // The low `k` bytes of a word.
+        let low = |k: usize| u64::MAX.checked_shr(64 - 8 * k as u32).unwrap_or(0);
+        let special = |i: usize, k: usize| crate::bytes::special_word(word(i)) & low(k) != 0;
+        if special(1, n.min(8)) || special(9, n.saturating_sub(8)) {
             return false;
         }
         dst[0] = b'"';
@@ -658,15 +676,15 @@ mod tests {
     #[test]
     fn short_strings_escape_whatever_the_buffer_held() {
         for fill in [0u8, b'"', b'\\', b'a', 0xff] {
-            for len in 0..8 {
+            for len in 0..SHORT_STRING + 4 {
                 for at in 0..len {
                     for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
-                        let mut text = [b'x'; 8];
+                        let mut text = [b'x'; SHORT_STRING + 4];
                         text[at] = special;
                         let s = core::str::from_utf8(&text[..len]).unwrap();
-                        let mut buf = [fill; 32];
+                        let mut buf = [fill; 64];
                         let n = to_slice(s, &mut buf).unwrap();
-                        let mut escaped = [0u8; 32];
+                        let mut escaped = [0u8; 64];
                         let mut w = Serializer {
                             buf: &mut escaped,
                             len: 0,
@@ -678,16 +696,23 @@ mod tests {
                         assert_eq!(&buf[..n], &escaped[..m], "{s:?} over {fill}");
                     }
                 }
-                let plain = "abcdefg".get(..len).unwrap();
-                let mut buf = [fill; 32];
+                let plain = "abcdefghijklmnopqrst".get(..len).unwrap();
+                let mut buf = [fill; 64];
                 let n = to_slice(plain, &mut buf).unwrap();
                 assert_eq!(&buf[1..n - 1], plain.as_bytes());
             }
         }
-        // No room for a word past it: the byte-wise path, same result.
+        // No room for two words past it: the long path, same result.
         let mut buf = [0u8; 5];
         assert_eq!(to_slice("abc", &mut buf), Ok(5));
         assert_eq!(&buf, b"\"abc\"");
+        let mut buf = [0u8; 18];
+        assert_eq!(to_slice("abcdefghijklmnop", &mut buf), Ok(18));
+        assert_eq!(&buf, b"\"abcdefghijklmnop\"");
+        assert_eq!(
+            to_slice("abcdefghijklmnopq", &mut buf),
+            Err(JsonError::BufferFull)
+        );
     }
 
     fn json<T: Serialize + ?Sized>(v: &T) -> heapless::String<256> {
