@@ -321,6 +321,65 @@ mod tests {
         assert!(matches!(read(b"  "), Err(JsonError::Empty)));
     }
 
+    /// Reading a line from the stream (the pass that also finds its end)
+    /// gives what finding the `\n` first and then reading the line gives:
+    /// the same answer for a good line, `None` for a bad one. Checked for
+    /// lines of each kind, every prefix of them, and every one-byte change
+    /// to a byte that matters to JSON or to the framing.
+    #[test]
+    fn stream_reads_agree_with_line_reads() {
+        let lines: [&[u8]; 11] = [
+            &br#"{"seq":123456,"payload":"xxxxxxxxxxxxxxxx"}"#[..],
+            &br#" { "cmd" : "NODE_HANDLE_ACK" } "#[..],
+            &br#"{"cmd":"NODE_HANDLE","type":"net.Socket","msg":{"a":[1,2.5e3,true]},"key":"6::::0"}"#[..],
+            &br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_HANDLE","type":"net.Server","msg":1}}"#[..],
+            &br#"{"cmd":"NODE_SOCKET_GET_COUNT","key":"6::::0"}"#[..],
+            &br#"{"\u0063md":"NODE_x","s":"a\"b\\c\u00e9","n":null,"f":false}"#[..],
+            &br#""plain \u2028 text""#[..],
+            "{\"\u{e9}\":\"\u{fc}\u{20ac}\u{1d11e}\"}\r".as_bytes(),
+            &b"-12.75e+3"[..],
+            &b"true"[..],
+            &b"\t{}\r"[..],
+        ];
+        let interesting = [
+            b' ', b'\n', b'\r', b'\t', b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'-',
+            b'e', b'a', 0x01, 0x80, 0xe9,
+        ];
+        let mut checked = 0;
+        for base in lines {
+            let mut variants = vec![base.to_vec()];
+            variants.extend((0..base.len()).map(|cut| base[..cut].to_vec()));
+            for at in 0..base.len() {
+                for b in interesting {
+                    let mut v = base.to_vec();
+                    v[at] = b;
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                let mut stream = v.clone();
+                stream.extend_from_slice(b"\n{\"next\":1}\n");
+                // The line ends at its first `\n`.
+                let nl = stream.iter().position(|&b| b == b'\n').unwrap();
+                let by_line = read(&stream[..nl]);
+                match (by_line, read_stream(&stream)) {
+                    (Ok(a), Some((len, b))) => {
+                        assert_eq!(len, nl, "{:?}", String::from_utf8_lossy(&v));
+                        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                    }
+                    (Err(_), None) => {}
+                    (a, b) => panic!("{:?}: {a:?} vs {b:?}", String::from_utf8_lossy(&v)),
+                }
+                // Cut short, the line is never read from the stream.
+                for cut in 0..nl {
+                    assert!(read_stream(&stream[..cut]).is_none());
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 2000, "{checked}");
+    }
+
     #[test]
     fn unwraps_nested_retransmission() {
         let line = br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_HANDLE","type":"net.Socket","msg":"socket","key":"4:127.0.0.1:0"}}"#;
