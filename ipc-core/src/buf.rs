@@ -114,6 +114,7 @@ impl<T, const N: usize> Default for Fifo<T, N> {
 
 impl<T, const N: usize> Fifo<T, N> {
     /// Appends `item`; hands it back when full (only without `std`).
+    #[inline]
     pub fn push_back(&mut self, item: T) -> Result<(), T> {
         #[cfg(feature = "std")]
         {
@@ -135,13 +136,21 @@ impl<T, const N: usize> Fifo<T, N> {
         self.q.push_front(item)
     }
 
+    #[inline]
     pub fn pop_front(&mut self) -> Option<T> {
         let item = self.q.pop_front();
         #[cfg(feature = "std")]
         if self.q.is_empty() && self.q.capacity() > 4 * N.max(1) {
-            self.q.shrink_to(N);
+            self.shrink();
         }
         item
+    }
+
+    /// Gives back the memory of a queue that grew for a burst.
+    #[cfg(feature = "std")]
+    #[cold]
+    fn shrink(&mut self) {
+        self.q.shrink_to(N);
     }
 
     pub fn front(&self) -> Option<&T> {

@@ -228,18 +228,19 @@ mod tests {
     }
 
     /// Digit runs of every length up to three blocks, ended by each byte
-    /// next to the digits and by the bytes at the ends of the range.
+    /// next to the digits and by the bytes at the ends of the range, or by
+    /// the end of the text.
     #[test]
     fn digit_runs() {
         let mut buf = [b'7'; 3 * BLOCK + 9];
         for len in 0..buf.len() {
             for end in [b'/', b':', b'0' + 0x80, b'9' + 0x80, 0x00, 0xff, b'.'] {
                 buf.fill(b'7');
-                if len < buf.len() {
-                    buf[len] = end;
-                }
-                assert_eq!(digits_len(&buf), len.min(buf.len()));
+                buf[len] = end;
+                assert_eq!(digits_len(&buf), len);
             }
+            buf.fill(b'7');
+            assert_eq!(digits_len(&buf[..len]), len);
         }
     }
 

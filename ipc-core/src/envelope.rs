@@ -119,15 +119,16 @@ fn internal_cmd(line: &[u8], fields: &Fields) -> Option<(Span, Cmd)> {
     Some((content, cmd))
 }
 
-/// The members of the object at `value` (already validated), `None` if the
-/// value is not an object.
-fn fields_of(line: &[u8], value: Span) -> Result<Option<Fields>, JsonError> {
+/// The members of the object at `value`, `None` if the value is not an
+/// object. The value was validated with its line, so reading it again
+/// cannot fail.
+fn fields_of(line: &[u8], value: Span) -> Option<Fields> {
     if line.get(value.start) != Some(&b'{') {
-        return Ok(None);
+        return None;
     }
     let mut fields = Fields::default();
-    Fields::read::<false>(&mut fields, line, value.start)?;
-    Ok(Some(fields))
+    Fields::read::<false>(&mut fields, line, value.start).ok()?;
+    Some(fields)
 }
 
 /// Decodes the content of a `cmd` string into `out`, as much as fits
@@ -148,7 +149,7 @@ pub(crate) fn read(line: &[u8]) -> Result<Envelope, JsonError> {
     let mut fields = Fields::default();
     let value = scan_value::<false>(line, &mut fields)?;
     scan::only_ws_after(line, value.end)?;
-    classify(line, value, &fields)
+    Ok(classify(line, value, &fields))
 }
 
 /// Reads the line at the front of `stream` (received bytes, the line's
@@ -167,7 +168,7 @@ pub(crate) fn read_stream(stream: &[u8]) -> Option<(usize, Envelope)> {
         return None;
     }
     let line = &stream[..nl];
-    classify(line, value, &fields).ok().map(|e| (nl, e))
+    Some((nl, classify(line, value, &fields)))
 }
 
 /// Validates the JSON value at the front of `text` (after whitespace) and
@@ -192,27 +193,27 @@ fn scan_value<const STREAM: bool>(text: &[u8], fields: &mut Fields) -> Result<Sp
 /// Says what the line holding the validated `value` is; `fields` are the
 /// value's members if it is an object.
 #[inline(always)]
-fn classify(line: &[u8], value: Span, fields: &Fields) -> Result<Envelope, JsonError> {
+fn classify(line: &[u8], value: Span, fields: &Fields) -> Envelope {
     let internal = match line[value.start] {
         b'{' => internal_cmd(line, fields),
         _ => None,
     };
     let Some((span, cmd)) = internal else {
-        return Ok(Envelope::Message { value, cmd: None });
+        return Envelope::Message { value, cmd: None };
     };
     match cmd.as_str() {
-        "NODE_HANDLE_ACK" => Ok(Envelope::Ack),
-        "NODE_HANDLE_NACK" => Ok(Envelope::Nack),
+        "NODE_HANDLE_ACK" => Envelope::Ack,
+        "NODE_HANDLE_NACK" => Envelope::Nack,
         "NODE_HANDLE" => handle_wrapper(line, fields, 0),
-        _ => Ok(Envelope::Message {
+        _ => Envelope::Message {
             value,
             cmd: Some(span),
-        }),
+        },
     }
 }
 
 #[inline(never)]
-fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Result<Envelope, JsonError> {
+fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Envelope {
     let mut tag_buf = [0u8; 16];
     let mut dgram_buf = [0u8; 8];
     let tag = short_string(line, fields.kind, &mut tag_buf);
@@ -223,10 +224,7 @@ fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Result<Envelope, J
 
     // Node retransmits a NACKed socket wrapped once more as
     // {"cmd":"NODE_HANDLE","type":"net.Native","msg":<the first wrapper>}.
-    let inner = match msg {
-        Some(m) => fields_of(line, m)?,
-        None => None,
-    };
+    let inner = msg.and_then(|m| fields_of(line, m));
     let inner_cmd = inner.as_ref().and_then(|f| internal_cmd(line, f));
     if let (Some(inner), Some((_, c))) = (&inner, &inner_cmd) {
         if kind == Some(HandleKind::Native) && depth == 0 && c == "NODE_HANDLE" {
@@ -234,12 +232,12 @@ fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Result<Envelope, J
         }
     }
     let msg_cmd = inner_cmd.map(|(span, _)| span);
-    Ok(Envelope::Handle {
+    Envelope::Handle {
         kind,
         msg,
         msg_cmd,
         key: fields.key,
-    })
+    }
 }
 
 /// Whether a line that could not be read looks like a handle message, so the

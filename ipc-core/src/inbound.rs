@@ -7,7 +7,8 @@
 use crate::envelope::{self, Envelope};
 use crate::error::Error;
 use crate::fdqueue::Claim;
-use crate::handle::Handle;
+use crate::handle::{Handle, HandleKind, Key};
+use crate::json::scan::Span;
 use crate::json::JsonError;
 use crate::rx::{Next, Parsed, Record, Rx, What};
 use crate::tx::{Reply, Tx};
@@ -50,8 +51,9 @@ pub(crate) fn next<const RX: usize, const TX: usize>(
             reject(rx, tx, offset, looked_like_handle);
             Some(fail(Error::FrameTooLong))
         }
-        // Most lines: a message for the user, read in the pass that
-        // found its end.
+        // Most lines: a message read in the pass that found the line's
+        // end. Handled here, with nothing else to look at (measured: 26
+        // instructions a message less than going through `line`).
         Next::Line {
             start,
             end,
@@ -59,11 +61,7 @@ pub(crate) fn next<const RX: usize, const TX: usize>(
             ..
         } => Some(Record {
             len: end + 1 - start,
-            what: What::Deliver(Parsed {
-                json: Some(value),
-                cmd,
-                handle: false,
-            }),
+            what: Parsed::message(value, cmd),
         }),
         Next::Line {
             start,
@@ -101,14 +99,10 @@ fn line<const RX: usize, const TX: usize>(
         Ok(()) => What::Skip,
         Err(e) => What::Fail(e),
     };
-    match envelope {
-        Envelope::Ack => record(answered(tx.on_ack())),
-        Envelope::Nack => record(answered(tx.on_nack())),
-        Envelope::Message { value, cmd } => record(What::Deliver(Parsed {
-            json: Some(value),
-            cmd,
-            handle: false,
-        })),
+    record(match envelope {
+        Envelope::Message { value, cmd } => Parsed::message(value, cmd),
+        Envelope::Ack => answered(tx.on_ack()),
+        Envelope::Nack => answered(tx.on_nack()),
         Envelope::Handle {
             kind,
             msg,
@@ -116,35 +110,48 @@ fn line<const RX: usize, const TX: usize>(
             key,
         } => {
             let key = envelope::key_of(rx.line(start, end), key);
-            let claim = rx.fds.claim(offset);
-            let reply = match claim {
-                Claim::Fd(_) => Reply::Ack,
-                _ => Reply::Nack,
-            };
-            // next() checked that a reply can be owed.
-            let _ = tx.push_reply(reply);
-            let fail = |e| record(What::Fail(e));
-            match (claim, kind) {
-                (Claim::Fd(fd), Some(kind)) => {
-                    let mut handle = Handle::new(kind, fd);
-                    if let Some(key) = key {
-                        handle = handle.with_key(key);
-                    }
-                    if rx.hold_claimed(handle) {
-                        record(What::Deliver(Parsed {
-                            json: msg,
-                            cmd: msg_cmd,
-                            handle: true,
-                        }))
-                    } else {
-                        fail(Error::FdQueueFull)
-                    }
-                }
-                (Claim::Fd(_closed), None) => fail(Error::UnknownHandleType),
-                (Claim::Lost, _) => fail(Error::FdsTruncated),
-                (Claim::None, _) => fail(Error::HandleWithoutFd),
+            handle_line(rx, tx, offset, kind, key, msg, msg_cmd)
+        }
+    })
+}
+
+/// What delivering a handle line comes to: its descriptor claimed (and the
+/// ACK or NACK owed), then held for the message.
+fn handle_line<const RX: usize, const TX: usize>(
+    rx: &mut Rx<RX>,
+    tx: &mut Tx<TX>,
+    offset: u64,
+    kind: Option<HandleKind>,
+    key: Option<Key>,
+    msg: Option<Span>,
+    msg_cmd: Option<Span>,
+) -> What {
+    let claim = rx.fds.claim(offset);
+    let reply = match claim {
+        Claim::Fd(_) => Reply::Ack,
+        _ => Reply::Nack,
+    };
+    // next() checked that a reply can be owed.
+    let _ = tx.push_reply(reply);
+    match (claim, kind) {
+        (Claim::Fd(fd), Some(kind)) => {
+            let mut handle = Handle::new(kind, fd);
+            if let Some(key) = key {
+                handle = handle.with_key(key);
+            }
+            if rx.hold_claimed(handle) {
+                What::Deliver(Parsed {
+                    json: msg,
+                    cmd: msg_cmd,
+                    handle: true,
+                })
+            } else {
+                What::Fail(Error::FdQueueFull)
             }
         }
+        (Claim::Fd(_closed), None) => What::Fail(Error::UnknownHandleType),
+        (Claim::Lost, _) => What::Fail(Error::FdsTruncated),
+        (Claim::None, _) => What::Fail(Error::HandleWithoutFd),
     }
 }
 

@@ -54,6 +54,17 @@ pub(crate) struct Parsed {
     pub handle: bool,
 }
 
+impl Parsed {
+    /// Delivery of a plain message: the JSON `value`, its internal `cmd`.
+    pub fn message(value: Span, cmd: Option<Span>) -> What {
+        What::Deliver(Parsed {
+            json: Some(value),
+            cmd,
+            handle: false,
+        })
+    }
+}
+
 /// One line read for the protocol, and what delivery does with it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
