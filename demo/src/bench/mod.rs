@@ -80,10 +80,7 @@ impl Plan {
         } else {
             Plan {
                 runs: 5,
-                messages: std::env::var("BM")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(200_000),
+                messages: 200_000,
                 pings: 20_000,
                 connections: 20_000,
                 servers: 1_000,
