@@ -2,9 +2,9 @@
 //! thread waits for them with `sigwait`, so no code runs in signal context.
 //! Ctrl-C or SIGTERM stop cleanly; SIGHUP, where asked for, is passed on to
 //! the main loop as a byte on a pipe. Children start with no signal
-//! blocked (`ipc_fork::Command` clears the mask, as libuv does for Node):
-//! a worker sent SIGTERM stops at once, and one whose parent went away
-//! leaves when its channel closes.
+//! blocked (std empties the mask between fork and exec, as libuv does for
+//! Node): a worker sent SIGTERM stops at once, and one whose parent went
+//! away leaves when its channel closes.
 #![allow(unsafe_code)]
 
 use std::io::Write;

@@ -260,8 +260,9 @@ impl Command {
     /// Both socket ends are created close-on-exec, and only the child's copy
     /// of its end becomes the channel's descriptor (between fork and exec),
     /// so children started at the same time from other threads inherit
-    /// nothing. The child starts with no signal blocked, as Node's do
-    /// (std would pass on this thread's mask).
+    /// nothing. The child starts with no signal blocked, as Node's do:
+    /// std empties the mask between fork and exec, so a parent that blocks
+    /// signals to take them with `sigwait` does not pass that on.
     ///
     /// # Errors
     /// `InvalidInput` for a bad descriptor placement (see
@@ -296,7 +297,7 @@ impl Command {
     /// The reason `execve` (or the set-up before it) failed. The set-up
     /// runs in this process, so after a failure the placed descriptors are
     /// open at their numbers here, and the calling thread's signal mask is
-    /// empty (see [`spawn`](Command::spawn)); nothing else changed.
+    /// empty (std empties it before `execve`); nothing else changed.
     pub fn exec(&self) -> io::Error {
         match self.std_command(None) {
             Ok(mut cmd) => {
@@ -346,14 +347,10 @@ impl Command {
         }
         // SAFETY: the closure runs in the child between fork and exec (or
         // just before exec), and only makes async-signal-safe system calls
-        // on plain integers and a stack sigset; it allocates nothing and
-        // touches no lock.
+        // on plain integers; it allocates nothing and touches no lock.
         #[allow(unsafe_code)]
         unsafe {
-            cmd.pre_exec(move || {
-                unblock_signals()?;
-                place_fds(&mut placements)
-            });
+            cmd.pre_exec(move || place_fds(&mut placements));
         }
         Ok(cmd)
     }
@@ -370,25 +367,6 @@ fn on_disk(exe: PathBuf) -> PathBuf {
         Some(path) => PathBuf::from(OsStr::from_bytes(path)),
         None => exe,
     }
-}
-
-/// In the child: an empty signal mask, as libuv gives Node's children. A
-/// parent that blocks signals to take them with `sigwait` (or a signal
-/// thread) would otherwise pass the mask on (std keeps it), and the child
-/// would never see `SIGTERM`.
-fn unblock_signals() -> io::Result<()> {
-    // SAFETY: sigemptyset fills the stack sigset; pthread_sigmask is
-    // async-signal-safe and only reads it.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
 }
 
 /// Refuses placements onto the standard streams and numbers given twice.

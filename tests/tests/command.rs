@@ -133,7 +133,9 @@ fn channel_moves_aside_for_a_listener_at_three() {
 }
 
 /// A parent that blocks signals (to take them with sigwait) starts
-/// children that still see them, as Node's do.
+/// children that still see them, as Node's do. std empties the mask
+/// between fork and exec; `Command`'s docs and the demo's signal thread
+/// rely on that, so it is checked here.
 #[test]
 fn children_start_with_no_signal_blocked() {
     let _serial = serial();
