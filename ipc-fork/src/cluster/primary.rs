@@ -447,7 +447,10 @@ impl Primary {
         if entry.data.is_none() {
             entry.data.clone_from(&m.data);
         }
-        if !entry.workers.contains(&id) {
+        // A worker asking again for a key it serves gets the same answer,
+        // not more credits.
+        let joined = !entry.workers.contains(&id);
+        if joined {
             entry.workers.push(id);
         }
         let w = self.workers.get_mut(&id).expect("a known worker");
@@ -487,7 +490,7 @@ impl Primary {
                     sockname: rr.sockname.as_ref(),
                     seq: seq_out,
                 };
-                if child.try_send(&reply).is_ok() && !rr.free.contains(&id) {
+                if child.try_send(&reply).is_ok() && joined {
                     rr.free.extend([id; IN_FLIGHT_PER_WORKER]);
                 }
                 self.deal(poller, e);
@@ -592,6 +595,12 @@ impl Primary {
             {
                 let _ = poller.unwatch(&rr.listener);
                 self.paused.retain(|(p, _)| *p != e);
+                // Its connections still in flight are closed here: the slot
+                // may serve another key next, and a late answer must not
+                // deal them there.
+                for flights in self.flights.values_mut() {
+                    flights.retain(|(x, _)| *x != e);
+                }
             }
         }
     }
