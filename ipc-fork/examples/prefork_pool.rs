@@ -57,6 +57,8 @@ fn main() -> Result<()> {
 
 /// The first wait before a replacement.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait before a replacement.
+const MAX_BACKOFF: Duration = Duration::from_millis(6400);
 
 struct Pool {
     poller: Poller,
@@ -84,13 +86,20 @@ impl Pool {
         match self.poller.next(timeout)? {
             Ready::Child(id, Ok(Event::Message(msg, _))) => println!("{id}: {}", msg.as_str()),
             Ready::Child(id, Ok(Event::Exit(status))) => {
-                let child = self.poller.remove(id);
-                let young =
-                    child.is_some_and(|c| c.id() != 0) && self.backoff < Duration::from_secs(5);
+                self.poller.remove(id);
+                let young = self
+                    .started
+                    .remove(&id)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+                // Back to the first wait once one lived; doubles (up to
+                // 6.4 s) while replacements die young.
+                if !young {
+                    self.backoff = FIRST_BACKOFF;
+                }
                 println!("{id} exited ({status}); replacing it in {:?}", self.backoff);
                 std::thread::sleep(self.backoff); // a real pool would use a timer
                 if young {
-                    self.backoff *= 2;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
                 return Ok(Some(self.start()?));
             }
