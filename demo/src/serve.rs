@@ -85,7 +85,13 @@ pub fn share_server(opts: &Serve) -> i32 {
                 // Every SIGHUP so far asks for this one restart.
                 let _ = std::io::Read::read(&mut &hangup, &mut [0; 64]);
                 match restart::hand_over(&server, opts, &workers) {
-                    Ok(_successor) => return drain(serving, poller, opts),
+                    Ok(_successor) => {
+                        // Another SIGHUP while draining is the successor's
+                        // business; left watched, its unread byte would wake
+                        // the drain loop at once, again and again.
+                        let _ = poller.unwatch(&hangup);
+                        return drain(serving, poller, opts);
+                    }
                     Err(e) => warn!("restart: {e}; still serving"),
                 }
             }
