@@ -109,7 +109,8 @@ impl AsyncChild {
     ///
     /// # Errors
     /// As [`Child::recv`]: a non-fatal error for one bad frame (receive
-    /// again), `Disconnected` at the end.
+    /// again), `Disconnected` at the end; `Io` when the reactor fails
+    /// (the runtime is shutting down).
     ///
     /// [`Message`]: ipc_core::Message
     pub async fn recv(&mut self) -> Result<Event<'_>, Error> {
@@ -118,41 +119,48 @@ impl AsyncChild {
             self.exit = None;
         }
         // Due replies go out while waiting (`poll_event`) or on receiving.
-        poll_fn(|cx| self.poll_recv(cx)).await;
+        poll_fn(|cx| self.poll_recv(cx)).await?;
         self.inner.try_recv()
     }
 
     /// Ready once `try_recv` has something: an event of the channel, the
-    /// exit, or the end.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// exit, or the end; or with the reactor's error.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let endpoint = self.inner.endpoint_mut();
         let open = !endpoint.is_disconnected();
-        if open && self.io.poll_event(cx, endpoint).is_ready() {
-            return Poll::Ready(());
+        if open {
+            if let Poll::Ready(r) = self.io.poll_event(cx, endpoint) {
+                return Poll::Ready(r);
+            }
         }
         if self.inner.exit_reported() {
             // Done once the channel is too.
-            return if open { Poll::Pending } else { Poll::Ready(()) };
+            return if open {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            };
         }
-        self.poll_exit(cx)
+        self.poll_exit(cx).map_err(Error::from)
     }
 
-    /// Ready once the process may have exited (its pidfd is readable).
-    fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once the process may have exited (its pidfd is readable), or
+    /// with the reactor's error.
+    fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(fd) = &self.exit {
-            return fd.poll_read_ready(cx).map(drop);
+            return fd.poll_read_ready(cx).map_ok(drop);
         }
         // No pidfd (Linux before 5.3, or none could be opened): look now
         // and then.
         if matches!(self.inner.try_wait(), Ok(Some(_)) | Err(_)) {
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
         let check = self
             .exit_check
             .get_or_insert_with(|| ::tokio::time::interval(EXIT_CHECK));
         while check.poll_tick(cx).is_ready() {
             if matches!(self.inner.try_wait(), Ok(Some(_)) | Err(_)) {
-                return Poll::Ready(());
+                return Poll::Ready(Ok(()));
             }
         }
         Poll::Pending
@@ -168,7 +176,7 @@ impl AsyncChild {
             if let Some(status) = self.inner.try_wait()? {
                 return Poll::Ready(Ok(status));
             }
-            std::task::ready!(self.poll_exit(cx));
+            std::task::ready!(self.poll_exit(cx))?;
         })
         .await;
         if status.is_ok() {

@@ -120,27 +120,28 @@ impl ChannelIo {
     /// Ready once an event can be taken from `ep` without blocking
     /// (`try_recv`): a message, a fate, an error, the end. Writes what the
     /// channel owes meanwhile, `NODE_SOCKET_ALL_CLOSED` replies too as soon
-    /// as they become due.
-    pub fn poll_event(&self, cx: &mut Context<'_>, ep: &mut Endpoint) -> Poll<()> {
+    /// as they become due. An error is the reactor's (the runtime is
+    /// shutting down, say): the channel itself would report nothing, so it
+    /// is the caller's to return.
+    pub fn poll_event(&self, cx: &mut Context<'_>, ep: &mut Endpoint) -> Poll<Result<(), Error>> {
         loop {
-            if ep.is_disconnected() || (ep.is_ready() && ep.prepare()) {
-                return Poll::Ready(());
+            if ep.is_disconnected() || ep.is_ready() {
+                return Poll::Ready(Ok(()));
             }
             ep.poll_due_replies(cx);
             let wrote = match self.poll_write(cx, ep.channel()) {
                 Ok(step) => step,
-                // The next receive reports it.
-                Err(_) => return Poll::Ready(()),
+                Err(e) => return Poll::Ready(Err(e)),
             };
             match self.fd.poll_read_ready(cx) {
                 Poll::Pending if wrote == Step::Waiting => return Poll::Pending,
                 Poll::Pending => {}
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from(e))),
                 Poll::Ready(Ok(mut guard)) => {
                     // `prepare` reads until an event is ready, or until the
                     // socket has nothing more.
                     if ep.prepare() {
-                        return Poll::Ready(());
+                        return Poll::Ready(Ok(()));
                     }
                     guard.clear_ready();
                 }

@@ -63,9 +63,10 @@ macro_rules! async_endpoint_methods {
         /// handle that includes waiting for the peer's ACK); see
         /// [`Endpoint::send`](crate::Endpoint::send).
         ///
-        /// Not cancel-safe: the message is queued on the first poll, and a
-        /// dropped future does not take it back (it goes out with the next
-        /// call that writes).
+        /// Not cancel-safe: once queued (on the first poll, unless the send
+        /// buffer is at its [limit](Self::set_limit): then once there is
+        /// room), a dropped future does not take the message back (it goes
+        /// out with the next call that writes).
         ///
         /// # Errors
         /// `Disconnected` once the peer is gone; `Encode` or
@@ -104,10 +105,17 @@ macro_rules! async_endpoint_methods {
             let channel = self.inner.endpoint_mut().channel();
             match channel.try_queue(msg) {
                 Err(ipc_core::Error::WouldBlock) => {
+                    // Not again at once: first write (or wait) for room.
+                    let mut tried = true;
                     self.io
-                        .until(channel, |ch| match ch.try_queue(msg) {
-                            Err(ipc_core::Error::WouldBlock) => None,
-                            done => Some(done),
+                        .until(channel, |ch| {
+                            if std::mem::take(&mut tried) {
+                                return None;
+                            }
+                            match ch.try_queue(msg) {
+                                Err(ipc_core::Error::WouldBlock) => None,
+                                done => Some(done),
+                            }
                         })
                         .await
                 }
@@ -166,6 +174,9 @@ macro_rules! async_endpoint_methods {
         /// handle back, use [`queue_handle`](Self::queue_handle) and
         /// [`withdraw`](Self::withdraw).
         ///
+        /// At the send buffer's [limit](Self::set_limit) it waits for room
+        /// first, as the blocking `send_handle` does.
+        ///
         /// # Errors
         /// A [`SendError`](ipc_core::SendError) with the handle back
         /// whenever the peer did not take it: refused after Node's
@@ -175,12 +186,29 @@ macro_rules! async_endpoint_methods {
         pub async fn send_handle<T: serde::Serialize + ?Sized>(
             &mut self,
             msg: &T,
-            handle: ipc_core::Handle,
+            mut handle: ipc_core::Handle,
         ) -> Result<(), ipc_core::SendError> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
             let channel = endpoint.channel();
-            let ticket = channel.queue_handle(msg, handle)?;
+            let ticket = loop {
+                match channel.queue_handle(msg, handle) {
+                    Err(ipc_core::SendError {
+                        error: ipc_core::Error::WouldBlock,
+                        handle: Some(back),
+                    }) => {
+                        handle = back;
+                        if let Err(error) = self.io.until(channel, $crate::tokio::io::written).await
+                        {
+                            return Err(ipc_core::SendError {
+                                error,
+                                handle: Some(handle),
+                            });
+                        }
+                    }
+                    queued => break queued?,
+                }
+            };
             let fate = self
                 .io
                 .until(channel, |ch| ch.take_fate(ticket).map(Ok))

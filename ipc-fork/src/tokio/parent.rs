@@ -91,13 +91,14 @@ impl AsyncParent {
     ///
     /// # Errors
     /// As [`Parent::recv`]: a non-fatal error for one bad frame (receive
-    /// again), `Disconnected` after [`Event::Disconnect`].
+    /// again), `Disconnected` after [`Event::Disconnect`]; `Io` when the
+    /// reactor fails (the runtime is shutting down).
     ///
     /// [`Message`]: ipc_core::Message
     pub async fn recv(&mut self) -> Result<Event<'_>, Error> {
         // Due replies go out while waiting (`poll_event`) or on receiving.
         let endpoint = self.inner.endpoint_mut();
-        poll_fn(|cx| self.io.poll_event(cx, endpoint)).await;
+        poll_fn(|cx| self.io.poll_event(cx, endpoint)).await?;
         self.inner.try_recv()
     }
 

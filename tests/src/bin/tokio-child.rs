@@ -13,7 +13,10 @@
 //! - `{"give-socket": PORT}`: connect to `127.0.0.1:PORT` and send that
 //!   connection;
 //! - `{"flood": [N, LEN]}`: send N messages of LEN bytes (`send().await`
-//!   each), then report.
+//!   each), then report;
+//! - `{"split": TEXT}` (letters only): write a `split` report and the first
+//!   half of the line `"TEXT"` in one write, then, on the next message,
+//!   the rest: the parent holds half a line meanwhile.
 
 use std::collections::VecDeque;
 
@@ -31,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 enum Request {
     GiveSocket(u16),
     Flood(u64, usize),
+    Split(String),
 }
 
 async fn report(parent: &mut AsyncParent, what: &str, detail: String) {
@@ -78,6 +82,7 @@ async fn main() {
                     _ => match ipc_core::json::from_slice_mut(&mut text.clone().into_bytes()) {
                         Ok(Request::GiveSocket(port)) => give_socket(&mut parent, port).await,
                         Ok(Request::Flood(n, len)) => flood(&mut parent, n, len).await,
+                        Ok(Request::Split(text)) => split(&mut parent, &text).await,
                         Err(_) => parent.send(&RawJson::new(&text).unwrap()).await.unwrap(),
                     },
                 }
@@ -207,6 +212,23 @@ async fn give_socket(parent: &mut AsyncParent, port: u16) {
 }
 
 /// Sends `n` messages of `len` bytes, each awaited.
+async fn split(parent: &mut AsyncParent, text: &str) {
+    parent.flush().await.unwrap();
+    let mut first = [0u8; 512];
+    let report = Report::new("split", String::new(), integration_tests::fd_count());
+    let mut n = ipc_core::json::to_slice(&report, &mut first).unwrap();
+    first[n] = b'\n';
+    n += 1;
+    let line = format!("\"{text}\"\n");
+    let (head, tail) = line.as_bytes().split_at(line.len() / 2);
+    first[n..n + head.len()].copy_from_slice(head);
+    n += head.len();
+    // One write: the parent has the half line once it has the report.
+    assert_eq!(rustix::io::write(&*parent, &first[..n]).unwrap(), n);
+    parent.recv().await.unwrap();
+    assert_eq!(rustix::io::write(&*parent, tail).unwrap(), tail.len());
+}
+
 async fn flood(parent: &mut AsyncParent, n: u64, len: usize) {
     let payload = "x".repeat(len);
     for seq in 0..n {
