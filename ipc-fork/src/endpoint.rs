@@ -242,7 +242,7 @@ impl Endpoint {
         // cluster message keeps its handle raw: a shared listener arrives
         // bound but not listening, which no typed handle is (see
         // `cluster`).
-        let taken = if msg.handle().is_some() && msg.cmd() != Some("NODE_CLUSTER") {
+        let taken = if msg.handle().is_some() && msg.cmd() != Some(crate::cluster::wire::CMD) {
             msg.take_handle()
         } else {
             None

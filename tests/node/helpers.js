@@ -14,3 +14,12 @@ exports.readAll = (port) => new Promise((resolve, reject) => {
 
 // Fails the script if it has not finished in `ms` milliseconds.
 exports.guard = (ms) => setTimeout(() => { console.error('FAIL: timeout'); process.exit(2); }, ms);
+
+// The messages of `child` in order: returns next(), a promise of the next
+// one (queued if it came before it was asked for).
+exports.messages = (child) => {
+  const inbox = [];
+  let waiting = null;
+  child.on('message', (m) => { if (waiting) { const w = waiting; waiting = null; w(m); } else inbox.push(m); });
+  return () => new Promise((resolve) => { if (inbox.length) resolve(inbox.shift()); else waiting = resolve; });
+};

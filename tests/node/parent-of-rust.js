@@ -6,14 +6,11 @@ const { spawn } = require('child_process');
 const net = require('net');
 const assert = require('assert');
 
-const { readAll, guard: startGuard } = require('./helpers');
+const { readAll, guard: startGuard, messages } = require('./helpers');
 const guard = startGuard(30000);
 const child = spawn(process.argv[2], ['echo'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
 
-const inbox = [];
-let waiting = null;
-child.on('message', (m) => { if (waiting) { const w = waiting; waiting = null; w(m); } else inbox.push(m); });
-const next = () => new Promise((resolve) => { if (inbox.length) resolve(inbox.shift()); else waiting = resolve; });
+const next = messages(child);
 
 (async () => {
   const started = await next();

@@ -68,7 +68,7 @@
 mod bind;
 mod primary;
 mod rr;
-mod wire;
+pub(crate) mod wire;
 mod worker;
 
 use std::fmt;
