@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use integration_tests::{
-    adopt_orphans, ask, eventually, fd_count_of, number_after, serial, Process, Running,
+    adopt_orphans, ask, eventually, fd_count_of, fds_settle_at, number_after, serial, Process,
+    Running,
 };
 use rustix::process::Signal;
 
@@ -182,9 +183,7 @@ fn share_server_restarts_on_sighup_without_refusing_a_connection() {
     assert!(REPLIES.contains(&reply.as_str()), "{reply:?}");
     let (server, worker) = (&procs[procs.len() - 2], &procs[procs.len() - 1]);
     // Three generations later, the same descriptors as the first had.
-    eventually("the last server has its first's descriptors", || {
-        fd_count_of(server.pid()) == baseline
-    });
+    fds_settle_at(server.pid(), baseline);
     let errors = demo.stderr_lines();
     assert!(errors.is_empty(), "{errors:?}");
     server.signal(Signal::TERM);
@@ -240,9 +239,8 @@ fn a_failed_successor_leaves_the_old_server_serving() {
     hammer.finish();
     assert!(!server.exited_within(std::time::Duration::ZERO));
     assert!(!worker.exited_within(std::time::Duration::ZERO));
-    eventually("the failed restarts leaked no descriptor", || {
-        fd_count_of(server.pid()) == baseline
-    });
+    // The failed restarts leaked no descriptor.
+    fds_settle_at(server.pid(), baseline);
     demo.stop();
     std::fs::remove_file(&exe).unwrap();
 }
