@@ -57,6 +57,7 @@ impl Serving {
     /// # Errors
     /// From `pipe2(2)`.
     pub fn new() -> io::Result<Serving> {
+        crate::linger::start();
         let (stop, stopper) = io::pipe()?;
         Ok(Serving {
             stopper: Some(stopper),

@@ -36,7 +36,7 @@ pub mod cli;
 mod cluster;
 mod cluster_worker;
 mod common;
-mod linger;
+pub mod linger;
 mod restart;
 mod router;
 mod selfcheck;
@@ -72,5 +72,8 @@ pub fn run(args: &[String]) -> i32 {
 /// `main` of the `demo` binary: runs with the process's arguments.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    run(&args)
+    let code = run(&args);
+    // Answered clients close first (each within the linger time).
+    linger::drain();
+    code
 }

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ipc_net::Socket;
@@ -22,8 +22,35 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 /// How long a client has to close after its answer.
 pub const LINGER: Duration = Duration::from_secs(2);
 
-/// How often the lingering thread looks for new sockets while it waits.
-const TICK: Duration = Duration::from_millis(50);
+/// The lingering thread's inbox: sockets, and a pipe byte per socket to
+/// wake its `poll`; plus how many sockets linger, for [`drain`].
+struct Lingering {
+    to_thread: Mutex<Sender<Socket>>,
+    wake: std::io::PipeWriter,
+    count: Mutex<usize>,
+    done: Condvar,
+}
+
+fn lingering() -> &'static Lingering {
+    static LINGERING: OnceLock<Lingering> = OnceLock::new();
+    LINGERING.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        let (woken, wake) = std::io::pipe().expect("a pipe for the lingering thread");
+        std::thread::spawn(move || linger(&rx, &woken));
+        Lingering {
+            to_thread: Mutex::new(tx),
+            wake,
+            count: Mutex::new(0),
+            done: Condvar::new(),
+        }
+    })
+}
+
+/// Starts the lingering thread (and its pipe) now, rather than on the first
+/// answer: for a process that counts its descriptors before serving.
+pub fn start() {
+    lingering();
+}
 
 /// Writes `reply` to `conn`, ends our direction, and closes it once the
 /// client has (see the module docs). A client that left early is its own
@@ -32,41 +59,59 @@ pub fn answer(mut conn: Socket, reply: &[u8]) {
     if conn.write_all(reply).is_err() || conn.shutdown(Shutdown::Write).is_err() {
         return;
     }
-    static LINGERING: OnceLock<Sender<Socket>> = OnceLock::new();
-    let to_thread = LINGERING.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || linger(&rx));
-        tx
-    });
+    let l = lingering();
+    *l.count.lock().unwrap() += 1;
     // The thread lives as long as the process: this cannot fail.
-    let _ = to_thread.send(conn);
+    let _ = l.to_thread.lock().unwrap().send(conn);
+    let _ = (&l.wake).write_all(b"+");
+}
+
+/// Waits until every answered connection is closed (each within
+/// [`LINGER`]): for a process about to exit, whose exit would otherwise
+/// close them with the client's request unread, which resets them.
+pub fn drain() {
+    let l = lingering();
+    let mut count = l.count.lock().unwrap();
+    while *count > 0 {
+        count = l.done.wait(count).unwrap();
+    }
 }
 
 /// The lingering thread: each socket is read and discarded until EOF, an
-/// error, or its deadline.
-fn linger(new: &Receiver<Socket>) {
+/// error, or its deadline. Sleeps in `poll` until a socket has input, a new
+/// one comes (a byte on `woken`), or the nearest deadline.
+fn linger(new: &Receiver<Socket>, woken: &std::io::PipeReader) {
     let mut waiting: Vec<(Socket, Instant)> = Vec::new();
     loop {
-        if waiting.is_empty() {
-            let Ok(conn) = new.recv() else { return };
-            waiting.push((conn, Instant::now() + LINGER));
-        }
-        waiting.extend(new.try_iter().map(|c| (c, Instant::now() + LINGER)));
-        let mut fds: Vec<PollFd<'_>> = waiting
+        let timeout = waiting
             .iter()
-            .map(|(c, _)| PollFd::new(c, PollFlags::IN))
+            .map(|(_, deadline)| deadline.saturating_duration_since(Instant::now()))
+            .min()
+            .map(|d| Timespec::try_from(d).expect("at most LINGER"));
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(PollFd::new(woken, PollFlags::IN))
+            .chain(waiting.iter().map(|(c, _)| PollFd::new(c, PollFlags::IN)))
             .collect();
-        let tick = Timespec::try_from(TICK).expect("a short tick");
-        let _ = poll(&mut fds, Some(&tick));
+        let _ = poll(&mut fds, timeout.as_ref());
         let readable: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
+        if readable[0] {
+            let _ = std::io::Read::read(&mut &*woken, &mut [0u8; 4096]);
+            waiting.extend(new.try_iter().map(|c| (c, Instant::now() + LINGER)));
+        }
         let now = Instant::now();
-        let mut i = 0;
+        let before = waiting.len();
+        let mut i = 1;
         waiting.retain_mut(|(conn, deadline)| {
-            let keep = !(readable[i] && finished(conn)) && *deadline > now;
+            let keep = !(readable.get(i) == Some(&true) && finished(conn)) && *deadline > now;
             i += 1;
             keep
         });
+        let closed = before - waiting.len();
+        if closed > 0 {
+            let l = lingering();
+            *l.count.lock().unwrap() -= closed;
+            l.done.notify_all();
+        }
     }
 }
 

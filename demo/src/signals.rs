@@ -66,6 +66,8 @@ pub fn stop_on_signal(workers: Workers, hangup: Option<std::io::PipeWriter>) {
             }
         }
         say!("stopped by {name}; sent SIGTERM to workers {pids:?}");
+        // Answered clients close first (each within the linger time).
+        crate::linger::drain();
         std::process::exit(0);
     });
 }
