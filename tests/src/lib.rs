@@ -237,15 +237,19 @@ pub fn have_node() -> bool {
 }
 
 /// Connects to `127.0.0.1:port` from the loopback address `from` (Linux
-/// lets a client bind any 127.0.0.0/8 address) and reads the whole reply.
+/// lets a client bind any 127.0.0.0/8 address), sends a request as curl
+/// would, and reads the whole reply. A server that closes without reading
+/// the request resets the connection, and the read fails, as curl does.
 pub fn ask(port: u16, from: std::net::Ipv4Addr) -> std::io::Result<String> {
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::net::SocketAddr;
     let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
     rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
     rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let mut stream = std::net::TcpStream::from(sock);
+    stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut reply = String::new();
-    std::net::TcpStream::from(sock).read_to_string(&mut reply)?;
+    stream.read_to_string(&mut reply)?;
     Ok(reply)
 }
 

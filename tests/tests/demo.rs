@@ -58,7 +58,10 @@ fn share_server_answers_clients_until_sigterm() {
 fn readme_curl_commands_print_the_replies() {
     if Command::new("curl").arg("--version").output().is_err() {
         // CI installs it (.ci/run): there the test must run.
-        assert!(std::env::var_os("CI").is_none(), "curl is required under CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "curl is required under CI"
+        );
         eprintln!("skipped: curl is not installed");
         return;
     }

@@ -5,7 +5,6 @@
 //! starved router must not spin.
 
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::thread;
 
 use integration_tests::{
@@ -167,20 +166,16 @@ fn out_of_descriptors_the_router_pauses_and_recovers() {
         "--handoff-timeout",
         "600000",
     ]);
-    // SAFETY: setrlimit between fork and exec touches no lock and no heap.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 24,
-                rlim_max: 24,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let demo = Running::spawn(cmd);
+    // The router alone gets few descriptors (its workers, already running,
+    // keep theirs: one that ran out too would drop handles and reset its
+    // clients: `faults.rs` covers a receiver out of descriptors).
+    let limit = rustix::process::Rlimit {
+        current: Some(24),
+        maximum: Some(24),
+    };
+    let router = rustix::process::Pid::from_raw(demo.pid() as i32);
+    rustix::process::prlimit(router, rustix::process::Resource::Nofile, limit).unwrap();
     let pid = demo.pid();
     let baseline = fd_count_of(pid);
     let normal = number_after(&demo.line, "'normal' (pid ");

@@ -3,12 +3,15 @@
 
 use std::io::{Read, Write};
 
+use demo::linger::answer;
 use integration_tests::Report;
 use ipc_core::json::RawJson;
 use ipc_fork::Event;
 use ipc_net::{Received, Server};
 
 fn main() {
+    // Its descriptors are there from the start, for the reports' counts.
+    demo::linger::start();
     let role = std::env::args().nth(1).unwrap_or_default();
     match role.as_str() {
         "no-channel" => match ipc_fork::parent() {
@@ -20,6 +23,8 @@ fn main() {
         "exec-into" => exec_into(),
         _ => with_parent(&role),
     }
+    // Answered clients close first (each within the linger time).
+    demo::linger::drain();
 }
 
 fn fd_count() -> usize {
@@ -35,7 +40,10 @@ fn with_parent(role: &str) {
         match parent.send(&r) {
             Ok(()) => {}
             // The parent finished the test and left: nothing to report to.
-            Err(ipc_core::Error::Disconnected) => std::process::exit(0),
+            Err(ipc_core::Error::Disconnected) => {
+                demo::linger::drain();
+                std::process::exit(0)
+            }
             Err(e) => panic!("report: {e}"),
         }
     };
@@ -134,15 +142,18 @@ fn with_parent(role: &str) {
 fn serve(received: Received, hold: bool, held: &mut Vec<ipc_net::Socket>) -> String {
     match received {
         Received::Server(server) => {
-            let mut conn = server.accept().unwrap();
-            conn.write_all(b"handled by child\n").unwrap();
+            let conn = server.accept().unwrap();
+            // Without reading the request, as the demo: closed lingering.
+            answer(conn, b"handled by child\n");
             format!("server {}", server.local_addr().unwrap())
         }
         Received::Socket(mut socket) => {
-            socket.write_all(b"socket answered by child\n").unwrap();
             let detail = format!("socket key={:?}", socket.key());
             if hold {
+                socket.write_all(b"socket answered by child\n").unwrap();
                 held.push(socket);
+            } else {
+                answer(socket, b"socket answered by child\n");
             }
             detail
         }
@@ -247,8 +258,10 @@ fn raw_worker() {
     let reply = format!("You were handled as a {role} person\n");
     while let Some((_line, fds)) = peer.try_read_line() {
         for fd in fds {
-            let mut s = std::net::TcpStream::from(fd);
-            let _ = s.write_all(reply.as_bytes());
+            answer(
+                ipc_net::Socket::from(std::net::TcpStream::from(fd)),
+                reply.as_bytes(),
+            );
         }
         match mode.as_str() {
             "chatty" => {
