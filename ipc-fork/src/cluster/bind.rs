@@ -121,12 +121,8 @@ impl Want {
                 flags & UDP_REUSEADDR != 0,
             ),
             Want::Unix { path, backlog } => {
-                let fd = rustix::net::socket_with(
-                    AddressFamily::UNIX,
-                    SocketType::STREAM,
-                    SocketFlags::CLOEXEC,
-                    None,
-                )?;
+                let fd =
+                    rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, FLAGS, None)?;
                 let addr = rustix::net::SocketAddrUnix::new(path.as_str())?;
                 rustix::net::bind(&fd, &addr)?;
                 finish(fd, listen, *backlog)
@@ -135,13 +131,21 @@ impl Want {
     }
 }
 
+/// Every socket the primary makes is close-on-exec and non-blocking, as
+/// libuv makes those of Node's own primary: a shared socket's mode belongs
+/// to every worker holding it, and when two event loops are woken for one
+/// connection, the one that loses the race must get `EAGAIN` from
+/// `accept` (or `recv`), not block in it (it would never read its channel
+/// again, `disconnect` included).
+const FLAGS: SocketFlags = SocketFlags::CLOEXEC.union(SocketFlags::NONBLOCK);
+
 /// A bound socket; TCP gets `SO_REUSEADDR` always, UDP when asked.
 fn inet(ty: SocketType, addr: SocketAddr, v6only: bool, reuse: bool) -> Result<OwnedFd, Errno> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
     };
-    let fd = rustix::net::socket_with(family, ty, SocketFlags::CLOEXEC, None)?;
+    let fd = rustix::net::socket_with(family, ty, FLAGS, None)?;
     if ty == SocketType::STREAM || reuse {
         sockopt::set_socket_reuseaddr(&fd, true)?;
     }
@@ -152,17 +156,11 @@ fn inet(ty: SocketType, addr: SocketAddr, v6only: bool, reuse: bool) -> Result<O
     Ok(fd)
 }
 
-/// Listens when asked (round-robin: the primary accepts). Non-blocking
-/// either way, as libuv makes the sockets of Node's own primary: a shared
-/// socket's mode belongs to every worker holding it, and when two event
-/// loops are woken for one connection, the one that loses the race must
-/// get `EAGAIN` from `accept`, not block in it (it would never read its
-/// channel again, `disconnect` included).
+/// Listens when asked (round-robin: the primary accepts).
 fn finish(fd: OwnedFd, listen: bool, backlog: u32) -> Result<OwnedFd, Errno> {
     if listen {
         rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
     }
-    rustix::io::ioctl_fionbio(&fd, true)?;
     Ok(fd)
 }
 
@@ -181,20 +179,45 @@ pub(crate) fn sockname(fd: &OwnedFd) -> Option<Sockname> {
 mod nonblocking {
     use super::*;
 
-    /// A shared socket (policy none: bound, not listening) leaves
-    /// non-blocking, like a listening one, since its mode is every
+    /// Every socket the primary binds leaves non-blocking: shared TCP
+    /// (policy none: bound, not listening), listening (round-robin), UDP
+    /// (always shared) and UNIX, since a shared socket's mode is every
     /// holder's.
     #[test]
-    fn shared_and_listening_sockets_are_non_blocking() {
-        for listen in [false, true] {
-            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            let fd = inet(SocketType::STREAM, addr, false, true).unwrap();
-            let fd = finish(fd, listen, 16).unwrap();
-            let flags = rustix::fs::fcntl_getfl(&fd).unwrap();
-            assert!(
-                flags.contains(rustix::fs::OFlags::NONBLOCK),
-                "listen={listen}"
-            );
+    fn every_socket_is_non_blocking() {
+        let path = std::env::temp_dir().join(format!("bind-test-{}.sock", std::process::id()));
+        let local = IpAddr::from([127, 0, 0, 1]);
+        let wants = [
+            Want::Tcp {
+                ip: Some(local),
+                port: 0,
+                v6only: false,
+                backlog: 16,
+            },
+            Want::Udp {
+                ip: local,
+                port: 0,
+                flags: 0,
+            },
+            Want::Unix {
+                path: path.to_str().unwrap().to_owned(),
+                backlog: 16,
+            },
+        ];
+        for want in &wants {
+            for listen in [false, true] {
+                let _ = std::fs::remove_file(&path);
+                if listen && matches!(want, Want::Udp { .. }) {
+                    continue;
+                }
+                let fd = want.bind(listen).unwrap();
+                let flags = rustix::fs::fcntl_getfl(&fd).unwrap();
+                assert!(
+                    flags.contains(rustix::fs::OFlags::NONBLOCK),
+                    "{want:?} listen={listen}"
+                );
+            }
         }
+        let _ = std::fs::remove_file(&path);
     }
 }
