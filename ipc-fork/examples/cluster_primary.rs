@@ -5,8 +5,8 @@
 //! Node's default policy on Linux does. Node workers (`node app.js` using
 //! `cluster`) can take the workers' place unchanged.
 //!
-//! Without arguments it checks itself: 20 connections, each answered by a
-//! worker, then both workers disconnected gracefully.
+//! Without arguments it checks itself: 20 connections, each answered, by
+//! both workers in turn, then both workers disconnected gracefully.
 //!
 //! ```sh
 //! cargo run -p ipc-fork --example cluster_primary
@@ -76,6 +76,8 @@ fn main() -> Result<()> {
     println!("answers: {answered:?}");
     assert_eq!(answered.values().sum::<usize>(), 20);
     assert!(answered.keys().all(|a| a.starts_with("hello from ")));
+    // Dealt in turn: every worker answered some.
+    assert_eq!(answered.len(), WORKERS, "{answered:?}");
     // Graceful stop: Node's worker.disconnect() for each, then their exits.
     let ids: Vec<_> = primary.workers().map(|(id, _)| id).collect();
     for id in ids {
