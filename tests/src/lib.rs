@@ -531,12 +531,21 @@ pub fn tcp_connections_of(pid: u32) -> usize {
 
 /// CPU time process `pid` has used (user + system), in clock ticks.
 pub fn cpu_ticks_of(pid: u32) -> u64 {
+    // utime and stime.
+    let ticks = |n| stat_field(pid, n).parse::<u64>().expect("a number");
+    ticks(14) + ticks(15)
+}
+
+/// Field `n` of `/proc/PID/stat` (1-based, as proc(5) numbers them; the
+/// command name, field 2, may hold spaces: fields are counted after it).
+pub fn stat_field(pid: u32, n: usize) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    after_name
+        .split(' ')
+        .nth(n - 3)
+        .expect("a field")
+        .to_owned()
 }
 
 /// Sends `signal` to process `pid`.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 
-use integration_tests::{eventually, fd_count, next_report, serial};
+use integration_tests::{eventually, fd_count, next_report, serial, stat_field};
 use ipc_fork::{Command, Event, Signal, Stdio};
 use ipc_net::Server;
 
@@ -22,13 +22,6 @@ fn read_all(mut from: impl Read) -> String {
     let mut s = String::new();
     from.read_to_string(&mut s).unwrap();
     s
-}
-
-/// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
-fn stat_field(pid: u32, n: usize) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    after_name.split(' ').nth(n - 3).unwrap().to_owned()
 }
 
 /// Waits for `child`'s exit, past its disconnect.
