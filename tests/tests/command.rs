@@ -77,6 +77,34 @@ fn descriptors_land_at_the_numbers_given() {
     );
 }
 
+/// Placements that cross: each source sits at the number the other one
+/// goes to. Both land where asked (the sources are moved out of the way
+/// first), each with its own pipe.
+#[test]
+fn crossing_placements_land_where_asked() {
+    use std::os::fd::AsRawFd;
+    let _serial = serial();
+    let (ra, wa) = pipe();
+    let (rb, wb) = pipe();
+    // Two neighbouring numbers well above what the process has open.
+    let a = rustix::io::fcntl_dupfd_cloexec(&wa, 100).unwrap();
+    let b = rustix::io::fcntl_dupfd_cloexec(&wb, a.as_raw_fd() + 1).unwrap();
+    drop((wa, wb));
+    let (na, nb) = (a.as_raw_fd(), b.as_raw_fd());
+    // `a` goes to b's number and `b` to a's (bash: dash takes no fd
+    // above 9 in a redirection).
+    let script = format!("echo for-a >&{nb}; echo for-b >&{na}");
+    let mut child = Command::new("bash")
+        .args(["-c", &script])
+        .fd(nb, a)
+        .fd(na, b)
+        .spawn()
+        .unwrap();
+    assert_eq!(read_all(ra), "for-a\n");
+    assert_eq!(read_all(rb), "for-b\n");
+    assert!(exit_of(&mut child).success());
+}
+
 #[test]
 fn placements_on_standard_streams_or_twice_are_refused() {
     let _serial = serial();
