@@ -476,8 +476,17 @@ impl Primary {
                 };
                 // The worker's fate is its own: a shared socket it never
                 // took stays ours and the others'.
-                if let Ok(dup) = fd.try_clone() {
-                    let _ = child.queue_handle(&reply, Handle::new(*tag, dup));
+                match fd.try_clone() {
+                    Ok(dup) => {
+                        let _ = child.queue_handle(&reply, Handle::new(*tag, dup));
+                    }
+                    // Out of descriptors: the worker gets the errno, not
+                    // silence (it would wait for this answer forever).
+                    Err(e) => {
+                        let errno = Errno::from_io_error(&e).unwrap_or(Errno::MFILE);
+                        let (key, data) = (entry.key.clone(), entry.data.clone());
+                        self.reply_error(poller, id, &key, data.as_deref(), seq, errno);
+                    }
                 }
             }
             Kind::RoundRobin(rr) => {
