@@ -281,18 +281,15 @@ impl Worker {
             if let Some(e) = self.events.pop_front() {
                 return Ok(e);
             }
-            let (m, fd) = match self.parent.recv()? {
-                Event::Internal(mut msg, _) => match wire::read(&mut msg) {
-                    Some(Ok(m)) => (m, msg.take_handle().map(OwnedFd::from)),
-                    Some(Err(e)) => return Err(Error::BadFrame(e)),
-                    None => continue,
-                },
-                Event::Message(msg, _) => return Ok(WorkerEvent::Message(msg.as_str().to_owned())),
-                Event::Disconnect => return Ok(WorkerEvent::Closed),
-                _ => continue,
-            };
-            if let Some(e) = self.on_cluster(m, fd) {
-                return Ok(e);
+            match self.recv_cluster()? {
+                Some(Got::Cluster(m, fd)) => {
+                    if let Some(e) = self.on_cluster(m, fd) {
+                        return Ok(e);
+                    }
+                }
+                Some(Got::Message(text)) => return Ok(WorkerEvent::Message(text)),
+                Some(Got::Closed) => return Ok(WorkerEvent::Closed),
+                None => {}
             }
         }
     }
@@ -379,25 +376,39 @@ impl Worker {
         Ok((key, answer, fd, parts))
     }
 
+    /// The next cluster message (with its descriptor), user message, or the
+    /// end; `None` for other events. A cluster message that does not read
+    /// is `Err(BadFrame)`.
+    fn recv_cluster(&mut self) -> Result<Option<Got>, Error> {
+        Ok(Some(match self.parent.recv()? {
+            Event::Internal(mut msg, _) => match wire::read(&mut msg) {
+                Some(Ok(m)) => Got::Cluster(m, msg.take_handle().map(OwnedFd::from)),
+                Some(Err(e)) => return Err(Error::BadFrame(e)),
+                None => return Ok(None),
+            },
+            Event::Message(msg, _) => Got::Message(msg.as_str().to_owned()),
+            Event::Disconnect => Got::Closed,
+            _ => return Ok(None),
+        }))
+    }
+
     /// Waits for the answer to our message `seq`; what else comes meanwhile
     /// is acted on and kept for [`next_event`](Self::next_event).
     fn answer(&mut self, seq: u64) -> Result<(ClusterIn, Option<OwnedFd>), ClusterError> {
         loop {
-            let (m, fd) = match self.parent.recv() {
-                Ok(Event::Internal(mut msg, _)) => match wire::read(&mut msg) {
-                    Some(Ok(m)) => (m, msg.take_handle().map(OwnedFd::from)),
-                    _ => continue,
-                },
-                Ok(Event::Message(msg, _)) => {
-                    let text = msg.as_str().to_owned();
+            let (m, fd) = match self.recv_cluster() {
+                Ok(Some(Got::Cluster(m, fd))) => (m, fd),
+                Ok(Some(Got::Message(text))) => {
                     self.events.push_back(WorkerEvent::Message(text));
                     continue;
                 }
-                Ok(Event::Disconnect) | Err(Error::Disconnected) => {
+                Ok(Some(Got::Closed)) | Err(Error::Disconnected) => {
                     self.events.push_back(WorkerEvent::Closed);
                     return Err(ClusterError::Closed);
                 }
-                Ok(_) => continue,
+                Ok(None) => continue,
+                // A bad frame while we wait for our answer: no event can
+                // report it (`next_event` does, outside a wait); skipped.
                 Err(e) if !e.is_fatal() => continue,
                 Err(e) => return Err(ClusterError::Channel(e)),
             };
@@ -424,6 +435,14 @@ impl Worker {
         let seq = self.next_seq();
         let _ = self.parent.send(&query.message("listening", port, seq));
     }
+}
+
+/// What [`Worker::recv_cluster`] got.
+#[allow(clippy::large_enum_variant)] // one at a time, moved once: no box
+enum Got {
+    Cluster(ClusterIn, Option<OwnedFd>),
+    Message(String),
+    Closed,
 }
 
 /// What a `queryServer` answer said besides its errno.
