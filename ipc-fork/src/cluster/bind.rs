@@ -28,14 +28,12 @@ pub(crate) enum Want {
 
 /// libuv's `UV_UDP_REUSEADDR`.
 const UDP_REUSEADDR: u32 = 4;
-/// Node's default backlog.
-const BACKLOG: u32 = 511;
 
 impl Want {
     /// Reads the query, `Err(EINVAL)` for what Node would not send (or
     /// what this primary does not serve: `listen({fd})`).
     pub(crate) fn of(q: &ClusterIn) -> Result<Want, Errno> {
-        let backlog = q.backlog.filter(|&b| b > 0).unwrap_or(BACKLOG);
+        let backlog = q.backlog.filter(|&b| b > 0).unwrap_or(super::BACKLOG);
         let flags = q.flags.unwrap_or(0);
         let ip = |s: &Scalar| match s {
             Scalar::Null | Scalar::Undefined => Ok(None),

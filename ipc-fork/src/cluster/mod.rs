@@ -69,6 +69,9 @@ mod bind;
 mod primary;
 mod rr;
 pub(crate) mod wire;
+
+/// Node's default backlog.
+const BACKLOG: u32 = 511;
 mod worker;
 
 use std::fmt;

@@ -150,9 +150,6 @@ pub struct Worker {
     events: VecDeque<WorkerEvent>,
 }
 
-/// Node's default backlog.
-const BACKLOG: i32 = 511;
-
 impl Worker {
     /// Node's `cluster.worker.id`.
     pub fn id(&self) -> u32 {
@@ -184,8 +181,9 @@ impl Worker {
         let listener = match fd {
             Some(fd) => {
                 // Node's primary only binds; every worker listens.
-                rustix::net::listen(&fd, BACKLOG).map_err(|e| self.refuse(&key, e))?;
-                let actual = local_port(&fd);
+                rustix::net::listen(&fd, super::BACKLOG as i32)
+                    .map_err(|e| self.refuse(&key, e))?;
+                let actual = super::bind::sockname(&fd).map(|s| s.port);
                 if port != 0 && actual != Some(port) {
                     return Err(self.refuse(&key, Errno::ADDRINUSE));
                 }
@@ -477,10 +475,4 @@ impl QueryParts {
             seq,
         }
     }
-}
-
-/// The port a socket is bound to.
-fn local_port(fd: &OwnedFd) -> Option<u16> {
-    let addr = rustix::net::getsockname(fd).ok()?;
-    std::net::SocketAddr::try_from(addr).ok().map(|a| a.port())
 }
