@@ -62,6 +62,7 @@ impl Endpoint {
     /// # Errors
     /// As [`Channel::send`]: `Disconnected` once the peer is gone.
     pub fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
+        self.send_due_replies();
         self.channel.send(msg)
     }
 
@@ -89,6 +90,7 @@ impl Endpoint {
     /// # Errors
     /// As [`Channel::flush`].
     pub fn flush(&mut self) -> Result<(), Error> {
+        self.send_due_replies();
         self.channel.flush()
     }
 
@@ -109,6 +111,7 @@ impl Endpoint {
         msg: &T,
         handle: Handle,
     ) -> Result<(), SendError> {
+        self.send_due_replies();
         self.channel.send_handle(msg, handle)
     }
 

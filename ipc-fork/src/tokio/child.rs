@@ -21,10 +21,12 @@ const EXIT_CHECK: Duration = Duration::from_millis(50);
 /// A running child with its channel, for tokio: Node's `ChildProcess`,
 /// whose waits are futures that never block the runtime.
 ///
-/// [`recv`](Self::recv) reports what [`Child::recv`] does, in the same
+/// [`recv`](Self::recv) reports what [`Child::try_recv`] does, in the same
 /// order: messages, internal messages and handle fates, `Disconnect` when
-/// the channel closes, then `Exit` with the status. A stopped or slow child
-/// holds up only the futures that wait on it.
+/// the channel closes, and `Exit` with the status; `Exit` comes once the
+/// process has ended, before `Disconnect` if a grandchild still holds the
+/// channel open. A stopped or slow child holds up only the futures that
+/// wait on it.
 ///
 /// ```no_run
 /// use ipc_fork::tokio::AsyncChild;
@@ -96,8 +98,9 @@ impl AsyncChild {
 
     async_endpoint_methods!();
 
-    /// Waits for the next event; after `Disconnect` that is `Exit`, then
-    /// `Err(Disconnected)`. See [`Child::recv`].
+    /// Waits for the next event: what [`Child::try_recv`] gives once it
+    /// has one (see the type's docs for the order), then
+    /// `Err(Disconnected)` after both `Disconnect` and `Exit`.
     ///
     /// **Cancel-safe**: nothing is taken from the channel until it
     /// returns, so a `recv` dropped in a `select!` loses no event.
@@ -155,9 +158,12 @@ impl AsyncChild {
         if matches!(self.inner.try_wait(), Ok(Some(_)) | Err(_)) {
             return Poll::Ready(Ok(()));
         }
-        let check = self
-            .exit_check
-            .get_or_insert_with(|| ::tokio::time::interval(EXIT_CHECK));
+        let check = self.exit_check.get_or_insert_with(|| {
+            // After a stall, one look, not one per missed tick.
+            let mut check = ::tokio::time::interval(EXIT_CHECK);
+            check.set_missed_tick_behavior(::tokio::time::MissedTickBehavior::Skip);
+            check
+        });
         while check.poll_tick(cx).is_ready() {
             if matches!(self.inner.try_wait(), Ok(Some(_)) | Err(_)) {
                 return Poll::Ready(Ok(()));
