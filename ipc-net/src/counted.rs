@@ -60,6 +60,13 @@ impl<S> Counted<S> {
         self.count.is_some()
     }
 
+    /// The same count around `f(stream)`, for the conversions of the
+    /// `tokio` feature.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_map<T>(self, f: impl FnOnce(S) -> io::Result<T>) -> io::Result<Counted<T>> {
+        Ok(Counted::new(f(self.stream)?, self.count))
+    }
+
     /// The stream alone: from here on the connection no longer counts,
     /// even though it stays open.
     pub fn into_inner(self) -> S {

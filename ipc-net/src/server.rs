@@ -428,12 +428,6 @@ impl Server {
             Listener::Tcp(_) => Err(wrong_kind("a TCP listener, not UNIX")),
         }
     }
-
-    /// The listener, for the conversions of the `tokio` feature.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn into_listener(self) -> Listener {
-        self.listener
-    }
 }
 
 impl From<TcpListener> for Server {

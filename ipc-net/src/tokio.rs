@@ -40,8 +40,6 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::counted::Counted;
-use crate::server::Listener;
-use crate::socket::{wrong_kind, Stream};
 use crate::{Datagram, Server, Socket};
 
 impl Socket {
@@ -57,13 +55,10 @@ impl Socket {
     /// # Panics
     /// Outside a tokio runtime, as `tokio::net::TcpStream::from_std`.
     pub fn into_tokio_tcp(self) -> io::Result<Counted<tokio::net::TcpStream>> {
-        match self.into_parts() {
-            (Stream::Tcp(s), count) => {
-                s.set_nonblocking(true)?;
-                Ok(Counted::new(tokio::net::TcpStream::from_std(s)?, count))
-            }
-            (Stream::Unix(_), _) => Err(wrong_kind("a UNIX socket, not TCP")),
-        }
+        self.into_tcp()?.try_map(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::TcpStream::from_std(s)
+        })
     }
 
     /// The connection as a [`tokio::net::UnixStream`], if it is a UNIX
@@ -77,13 +72,10 @@ impl Socket {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn into_tokio_unix(self) -> io::Result<Counted<tokio::net::UnixStream>> {
-        match self.into_parts() {
-            (Stream::Unix(s), count) => {
-                s.set_nonblocking(true)?;
-                Ok(Counted::new(tokio::net::UnixStream::from_std(s)?, count))
-            }
-            (Stream::Tcp(_), _) => Err(wrong_kind("a TCP socket, not UNIX")),
-        }
+        self.into_unix()?.try_map(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::UnixStream::from_std(s)
+        })
     }
 }
 
@@ -98,13 +90,9 @@ impl Server {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn into_tokio_tcp(self) -> io::Result<tokio::net::TcpListener> {
-        match self.into_listener() {
-            Listener::Tcp(l) => {
-                l.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(l)
-            }
-            Listener::Unix(_) => Err(wrong_kind("a UNIX listener, not TCP")),
-        }
+        let l = self.into_tcp()?;
+        l.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(l)
     }
 
     /// The listener as a [`tokio::net::UnixListener`], if it is a UNIX
@@ -117,13 +105,9 @@ impl Server {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn into_tokio_unix(self) -> io::Result<tokio::net::UnixListener> {
-        match self.into_listener() {
-            Listener::Unix(l) => {
-                l.set_nonblocking(true)?;
-                tokio::net::UnixListener::from_std(l)
-            }
-            Listener::Tcp(_) => Err(wrong_kind("a TCP listener, not UNIX")),
-        }
+        let l = self.into_unix()?;
+        l.set_nonblocking(true)?;
+        tokio::net::UnixListener::from_std(l)
     }
 }
 
