@@ -400,6 +400,73 @@ fn garbage_and_a_death_mid_handshake_are_replaced() {
     p.stop();
 }
 
+/// A worker that asks again for a key it serves gets the same answer, not
+/// more credits: with its two `newconn`s in flight it gets no third. Worker
+/// 1 is a script that asks, acknowledges each handle without ever answering
+/// `accepted` (`W1 holds N`), and asks again once it holds two (`W1
+/// answered again` when the primary has answered that). Worker 2, the
+/// docs' app, starts only after worker 1's first answer, so worker 1's
+/// credits come first. Then 8 more connections all go to the app (with two
+/// more credits, worker 1 would take 2 of them and hold them).
+#[test]
+fn a_worker_asking_again_gets_no_more_connections_in_flight() {
+    if !have_node() {
+        return;
+    }
+    let marker = std::env::temp_dir().join(format!("cluster-asked-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let query = |seq: u32| {
+        format!(
+            r#"{{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"data":null,"address":null,"port":0,"addressType":4,"backlog":0,"seq":{seq}}}\n"#
+        )
+    };
+    let online = r#"{"cmd":"NODE_CLUSTER","act":"online","seq":0}\n"#;
+    let ack = r#"{"cmd":"NODE_HANDLE_ACK"}\n"#;
+    let marker_path = marker.display();
+    let script = format!(
+        "if [ \"$NODE_UNIQUE_ID\" = 1 ]; then printf '{online}{q1}' >&3; n=0; \
+         while IFS= read -r line <&3; do case \"$line\" in \
+         *'\"act\":\"newconn\"'*) n=$((n+1)); printf '{ack}' >&3; echo \"W1 holds $n\"; \
+           if [ $n = 2 ]; then printf '{q2}' >&3; fi;; \
+         *'\"ack\":1'*) touch {marker_path};; \
+         *'\"ack\":2'*) echo 'W1 answered again';; \
+         *'\"act\":\"disconnect\"'*) exit 0;; esac; done; \
+         else while [ ! -e {marker_path} ]; do sleep 0.01; done; exec node {APP}; fi",
+        q1 = query(1),
+        q2 = query(2),
+    );
+    let mut p = primary(2, "rr", &["sh", "-c", &script], &[]);
+    let port = p.port;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let client = |answered: &Arc<AtomicUsize>| {
+        let answered = answered.clone();
+        thread::spawn(move || {
+            // Those worker 1 holds end when the cluster stops.
+            if http_get(port).is_ok_and(|b| b == "hello world\n") {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // The script's lines (the primary's first line quotes the script).
+    let said = |p: &Running, what: &str| -> Vec<String> {
+        let lines = p.history().iter();
+        lines.filter(|l| l.starts_with(what)).cloned().collect()
+    };
+    let mut clients: Vec<_> = (0..2).map(|_| client(&answered)).collect();
+    p.wait_for_line("W1 answered again");
+    clients.extend((0..8).map(|_| client(&answered)));
+    integration_tests::eventually("8 connections answered by the app", || {
+        answered.load(Ordering::SeqCst) >= 8
+    });
+    assert_eq!(said(&p, "W1 holds "), ["W1 holds 1", "W1 holds 2"]);
+    p.stop();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 8);
+    let _ = std::fs::remove_file(marker);
+}
+
 /// A Node worker that leaves on its own (`cluster.worker.disconnect()`)
 /// gets the primary's ack and exits 0 with `exitedAfterDisconnect`.
 #[test]
