@@ -368,7 +368,16 @@ fn accept_until_stops_on_the_pipe_and_leaves_the_queue() {
     let _first = TcpStream::connect(addr).unwrap();
     assert!(server.accept_until(&stop).unwrap().is_some());
     let other = server.try_clone().unwrap();
-    let waiting = std::thread::spawn(move || server.accept_until(&stop).unwrap().is_none());
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        tid_tx.send(rustix::thread::gettid()).unwrap();
+        server.accept_until(&stop).unwrap().is_none()
+    });
+    // Closed once the thread sleeps in its wait, not before it gets there.
+    let tid = tid_rx.recv().unwrap().as_raw_nonzero().get() as u32;
+    integration_tests::eventually("the thread waits in accept_until", || {
+        integration_tests::stat_field(tid, 3) == "S"
+    });
     drop(stopper);
     assert!(waiting.join().unwrap(), "stopped without a connection");
     let _second = TcpStream::connect(addr).unwrap();
