@@ -6,7 +6,6 @@ use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use ipc_core::json::RawJson;
 use ipc_core::{Error, Fate, Handle};
 use rustix::io::Errno;
 
@@ -462,17 +461,12 @@ impl Primary {
         let Some(child) = poller.child_mut(id) else {
             return;
         };
-        let data = entry.data.as_deref().map(RawJson::new).and_then(Result::ok);
+        let reply = Reply::new(&entry.key, seq, entry.data.as_deref(), seq_out);
         match &mut entry.kind {
             Kind::Shared { fd, tag } => {
                 let reply = Reply {
-                    cmd: wire::CMD,
                     errno: Some(0),
-                    key: &entry.key,
-                    ack: seq,
-                    data,
-                    sockname: None,
-                    seq: seq_out,
+                    ..reply
                 };
                 // The worker's fate is its own: a shared socket it never
                 // took stays ours and the others'.
@@ -491,13 +485,8 @@ impl Primary {
             }
             Kind::RoundRobin(rr) => {
                 let reply = Reply {
-                    cmd: wire::CMD,
-                    errno: None,
-                    key: &entry.key,
-                    ack: seq,
-                    data,
                     sockname: rr.sockname.as_ref(),
-                    seq: seq_out,
+                    ..reply
                 };
                 if child.try_send(&reply).is_ok() && joined {
                     rr.free.extend([id; IN_FLIGHT_PER_WORKER]);
@@ -517,13 +506,8 @@ impl Primary {
         errno: Errno,
     ) {
         let reply = Reply {
-            cmd: wire::CMD,
             errno: Some(-errno.raw_os_error()),
-            key,
-            ack: seq,
-            data: data.map(RawJson::new).and_then(Result::ok),
-            sockname: None,
-            seq: self.next_seq(),
+            ..Reply::new(key, seq, data, self.next_seq())
         };
         if let Some(child) = poller.child_mut(id) {
             let _ = child.try_send(&reply);

@@ -221,6 +221,22 @@ pub(crate) struct Reply<'a> {
     pub seq: u64,
 }
 
+impl<'a> Reply<'a> {
+    /// The answer to query `ack` for `key`, echoing its `data` (JSON
+    /// text); no errno, no sockname.
+    pub fn new(key: &'a str, ack: u64, data: Option<&'a str>, seq: u64) -> Reply<'a> {
+        Reply {
+            cmd: CMD,
+            errno: None,
+            key,
+            ack,
+            data: data.map(RawJson::new).and_then(Result::ok),
+            sockname: None,
+            seq,
+        }
+    }
+}
+
 /// A worker's `queryServer` / `listening`:
 /// `{cmd, act, index, data, address, port, addressType[, fd, flags][, backlog], seq}`.
 #[derive(Debug, Serialize)]
