@@ -13,16 +13,17 @@ use std::sync::{Arc, Mutex};
 /// Process ids of the workers to stop.
 pub type Workers = Arc<Mutex<Vec<u32>>>;
 
-fn signal_set(hangup: bool) -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset only write the set we own.
+/// Blocks `signals` in this thread and the threads it starts from now on;
+/// their set, for `sigwait`.
+fn block(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: builds a set we own and changes this thread's mask only.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if hangup {
-            libc::sigaddset(&mut set, libc::SIGHUP);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
         }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
@@ -38,9 +39,8 @@ pub fn stop_on_signal(workers: Workers, hangup: Option<std::io::PipeWriter>) {
             warn!("demo: SIGHUP pipe: {e}");
         }
     }
-    let set = signal_set(hangup.is_some());
-    // SAFETY: changes this thread's signal mask only; `set` is valid.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let stops = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    let set = block(&stops[..if hangup.is_some() { 3 } else { 2 }]);
     std::thread::spawn(move || {
         let mut sig = 0;
         loop {
@@ -82,16 +82,7 @@ pub fn signal_socket(signals: &[libc::c_int]) -> std::io::Result<std::os::unix::
     use std::io::Write;
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
-    // SAFETY: builds a set we own and changes this thread's mask only.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    let set = block(signals);
     std::thread::spawn(move || loop {
         let mut sig = 0;
         // SAFETY: waits for a signal of `set`, blocked in every thread.
