@@ -127,6 +127,26 @@ impl Child {
         !self.exit_reported && matches!(self.try_wait(), Ok(Some(_)) | Err(_))
     }
 
+    /// [`prepare`](Self::prepare) for the [`Poller`](crate::Poller), which
+    /// knows more: the socket is read only when `read` (epoll reported it),
+    /// else only what the channel holds is looked at; the exit is looked
+    /// for only when `reap` (the pidfd fired, or there is none), not with
+    /// a `wait4(2)` on every round.
+    pub(crate) fn ready_for_poller(&mut self, read: bool, reap: bool) -> bool {
+        if !self.endpoint.is_disconnected() {
+            let ready = if read {
+                self.endpoint.prepare()
+            } else {
+                self.endpoint.send_due_replies();
+                self.endpoint.is_ready()
+            };
+            if ready {
+                return true;
+            }
+        }
+        reap && !self.exit_reported && matches!(self.try_wait(), Ok(Some(_)) | Err(_))
+    }
+
     /// Whether an event of the channel is ready without reading the socket
     /// (the process's exit shows on [`exit_fd`](Self::exit_fd)).
     pub fn is_ready(&mut self) -> bool {

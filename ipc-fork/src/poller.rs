@@ -78,6 +78,11 @@ struct Slot {
     generation: u32,
     /// Something may be ready: ask the child.
     hot: bool,
+    /// epoll reported the channel since it was last read: read it when
+    /// asking. Otherwise only what the channel holds already is looked at
+    /// (a blocking call may have read ahead), without a system call: epoll
+    /// is level-triggered and reports bytes still in the socket.
+    readable: bool,
     /// Its channel is registered for writability too.
     out: bool,
     /// Its exit is signalled by a pidfd (else found by asking).
@@ -193,6 +198,7 @@ impl Poller {
             child,
             generation,
             hot: true,
+            readable: true,
             out: false,
             pidfd: exit_watched,
             exit_watched,
@@ -368,7 +374,13 @@ impl Poller {
             if !slot.hot {
                 continue;
             }
-            if slot.child.prepare() {
+            // The exit is only looked for once its pidfd fired, or without
+            // one (then on every round).
+            let ready = slot
+                .child
+                .ready_for_poller(slot.readable, !slot.exit_watched);
+            slot.readable = false;
+            if ready {
                 self.cursor = i + 1;
                 return Some(i);
             }
@@ -444,6 +456,9 @@ impl Poller {
                 continue;
             };
             slot.hot = true;
+            if kind == CHANNEL {
+                slot.readable = true;
+            }
             if kind == EXIT && slot.exit_watched {
                 // Readable until reaped; the child's try_recv reaps it.
                 let _ = slot
