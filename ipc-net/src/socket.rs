@@ -13,7 +13,7 @@ use rustix::net::SendFlags;
 use crate::addr::Addr;
 use crate::counted::Counted;
 use crate::tally::Count;
-use crate::verify::{has_peer, inspect, Family, HandleError};
+use crate::verify::{inspect, is_stream, peer_family, Family, HandleError};
 use crate::wait::blocking;
 
 /// A connected stream socket. Node's `net.Socket`.
@@ -108,17 +108,15 @@ impl Socket {
     /// [`HandleError::NotConnected`] for one without a peer (only created,
     /// or bound), [`HandleError::Io`] when `getsockopt(2)` fails.
     pub fn from_fd(fd: OwnedFd) -> Result<Socket, HandleError> {
-        let k = inspect(&fd)?;
-        if !k.stream {
-            return Err(HandleError::WrongType);
-        }
-        if k.listening {
-            return Err(HandleError::Listening);
-        }
-        if !has_peer(&fd) {
-            return Err(HandleError::NotConnected);
-        }
-        Ok(match k.family {
+        // The common case in two system calls: a stream socket whose peer's
+        // address gives the family (only a connected socket has a peer, and
+        // a listening one never has). Anything else is looked at in full,
+        // for the right error.
+        let family = match (is_stream(&fd), peer_family(&fd)) {
+            (Ok(true), Some(family)) => family,
+            _ => return Err(refusal(&fd)),
+        };
+        Ok(match family {
             Family::Unix => Socket::from(UnixStream::from(fd)),
             Family::V4 | Family::V6 => Socket::from(TcpStream::from(fd)),
         })
@@ -348,5 +346,15 @@ impl From<Socket> for OwnedFd {
             Stream::Tcp(t) => t.into(),
             Stream::Unix(u) => u.into(),
         }
+    }
+}
+
+/// Why `fd` is not a connected stream socket of a family we serve.
+fn refusal(fd: &OwnedFd) -> HandleError {
+    match inspect(fd) {
+        Err(e) => e,
+        Ok(k) if !k.stream => HandleError::WrongType,
+        Ok(k) if k.listening => HandleError::Listening,
+        Ok(_) => HandleError::NotConnected,
     }
 }

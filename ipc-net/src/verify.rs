@@ -92,12 +92,8 @@ pub(crate) fn inspect(fd: impl AsFd) -> Result<Kernel, HandleError> {
         SocketType::DGRAM => false,
         _ => return Err(HandleError::WrongType),
     };
-    let family = match sockopt::socket_domain(fd).map_err(|e| HandleError::Io(e.into()))? {
-        AddressFamily::INET => Family::V4,
-        AddressFamily::INET6 => Family::V6,
-        AddressFamily::UNIX => Family::Unix,
-        _ => return Err(HandleError::UnsupportedFamily),
-    };
+    let family = sockopt::socket_domain(fd).map_err(|e| HandleError::Io(e.into()))?;
+    let family = family_of(family).ok_or(HandleError::UnsupportedFamily)?;
     let listening =
         stream && sockopt::socket_acceptconn(fd).map_err(|e| HandleError::Io(e.into()))?;
     Ok(Kernel {
@@ -107,7 +103,33 @@ pub(crate) fn inspect(fd: impl AsFd) -> Result<Kernel, HandleError> {
     })
 }
 
-/// Whether the connected socket has a peer (`getpeername(2)` succeeds).
-pub(crate) fn has_peer(fd: impl AsFd) -> bool {
-    rustix::net::getpeername(fd).is_ok()
+/// Whether `fd` is a stream socket (`SO_TYPE`).
+pub(crate) fn is_stream(fd: impl AsFd) -> Result<bool, HandleError> {
+    match sockopt::socket_type(fd) {
+        Ok(ty) => Ok(ty == SocketType::STREAM),
+        Err(rustix::io::Errno::NOTSOCK) => Err(HandleError::NotASocket),
+        Err(e) => Err(HandleError::Io(e.into())),
+    }
+}
+
+/// The family of the socket's peer, if it has one (`getpeername(2)`) of a
+/// family we serve: a socket's peer is of its own family.
+pub(crate) fn peer_family(fd: impl AsFd) -> Option<Family> {
+    let fd = fd.as_fd();
+    let family = match rustix::net::getpeername(fd).ok()? {
+        Some(peer) => peer.address_family(),
+        // A peer address of no bytes at all: ask the socket itself.
+        None => sockopt::socket_domain(fd).ok()?,
+    };
+    family_of(family)
+}
+
+/// Our name for a socket family, if we serve it.
+fn family_of(family: AddressFamily) -> Option<Family> {
+    match family {
+        AddressFamily::INET => Some(Family::V4),
+        AddressFamily::INET6 => Some(Family::V6),
+        AddressFamily::UNIX => Some(Family::Unix),
+        _ => None,
+    }
 }

@@ -192,7 +192,7 @@ fn type_lies_are_refused_without_leaks() {
     let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
     let (pipe_r, _pipe_w) = rustix::pipe::pipe().unwrap();
     let udp: OwnedFd = UdpSocket::bind("127.0.0.1:0").unwrap().into();
-    let bound_not_listening: OwnedFd = {
+    let bound_not_listening = || -> OwnedFd {
         let s = rustix::net::socket(
             rustix::net::AddressFamily::INET,
             rustix::net::SocketType::STREAM,
@@ -204,11 +204,19 @@ fn type_lies_are_refused_without_leaks() {
     };
     let listener: OwnedFd = TcpListener::bind("127.0.0.1:0").unwrap().into();
     let tcp4: OwnedFd = UdpSocket::bind("127.0.0.1:0").unwrap().into();
+    // A UDP socket with a peer: only its type tells it from a connection.
+    let connected_udp: OwnedFd = {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.connect(u.local_addr().unwrap()).unwrap();
+        u.into()
+    };
     let lies = [
         (HandleKind::Server, file, "NotASocket"),
         (HandleKind::Socket, pipe_r, "NotASocket"),
         (HandleKind::Server, udp, "WrongType"),
-        (HandleKind::Server, bound_not_listening, "NotListening"),
+        (HandleKind::Socket, connected_udp, "WrongType"),
+        (HandleKind::Server, bound_not_listening(), "NotListening"),
+        (HandleKind::Socket, bound_not_listening(), "NotConnected"),
         (HandleKind::Socket, listener, "Listening"),
         (HandleKind::Dgram(UdpFamily::V6), tcp4, "WrongFamily"),
     ];
