@@ -9,6 +9,7 @@
 
 mod allocs;
 mod children;
+mod clients;
 mod cluster;
 mod lines;
 mod node;
@@ -257,6 +258,47 @@ fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// One side of a round-trip figure: a child that answers each ping.
+trait Pinger {
+    /// One round trip, µs.
+    fn ping(&mut self) -> io::Result<f64>;
+    /// Ends the child, checking that it exited well.
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Round trips taken in turns of [`TURN`], `pings` per side after one turn
+/// each to warm up, µs, each side's sorted. Both children live throughout,
+/// so that a slow spell of the machine falls on both sides alike instead of
+/// on one side's block of runs.
+fn in_turns<const N: usize>(
+    mut sides: [Box<dyn Pinger>; N],
+    pings: usize,
+) -> io::Result<[Vec<f64>; N]> {
+    let mut us: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(pings));
+    for side in &mut sides {
+        for _ in 0..TURN {
+            side.ping()?;
+        }
+    }
+    while us[0].len() < pings {
+        for (side, us) in sides.iter_mut().zip(&mut us) {
+            for _ in 0..TURN.min(pings - us.len()) {
+                us.push(side.ping()?);
+            }
+        }
+    }
+    for side in sides {
+        side.finish()?;
+    }
+    for us in &mut us {
+        us.sort_by(f64::total_cmp);
+    }
+    Ok(us)
+}
+
+/// Round trips per side before the other side's turn.
+const TURN: usize = 100;
+
 /// Measures and prints one figure.
 fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()> {
     match name {
@@ -287,10 +329,12 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
         }
         "rtt" => {
             let (ours, raw, node) = on_one_cpu(|| -> io::Result<_> {
-                progress::step(name, "ours");
-                let ours = ours::rtt(plan.pings)?;
-                progress::step(name, "raw");
-                let raw = raw::rtt(plan.pings)?;
+                progress::step(name, "ours and raw, in turns");
+                let sides: [Box<dyn Pinger>; 2] = [
+                    Box::new(ours::Echo::start()?),
+                    Box::new(raw::Echo::start()?),
+                ];
+                let [ours, raw] = in_turns(sides, plan.pings)?;
                 let node = script.and_then(|s| {
                     progress::step(name, "node");
                     s.run(&["rtt", &plan.pings.to_string()])
@@ -328,6 +372,12 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
                 ours::socket_handoff(plan.connections, IN_FLIGHT, workers)
             })?;
             line(name, ours, "sockets/s");
+            if workers == 1 {
+                let raw = median_of(name, "raw", plan.runs, || {
+                    raw::socket_handoff(plan.connections, IN_FLIGHT)
+                })?;
+                line(&format!("raw_{name}"), raw, "sockets/s");
+            }
             let (n, k, w) = (
                 plan.connections.to_string(),
                 IN_FLIGHT.to_string(),

@@ -57,23 +57,39 @@ pub(super) fn throughput(n: u64, payload: &str) -> io::Result<f64> {
     Ok(rate)
 }
 
-/// Round trips of the small message through the `echo` child, µs, sorted.
-pub(super) fn rtt(pings: usize) -> io::Result<Vec<f64>> {
-    let mut child = bench_child(&["echo"])?;
-    let payload = "x".repeat(16);
-    let mut us = Vec::with_capacity(pings);
-    for seq in 0..pings as u64 {
-        let t = Instant::now();
-        child.send(&Msg {
-            seq,
-            payload: &payload,
-        })?;
-        answer(&mut child, |_| ())?;
-        us.push(t.elapsed().as_secs_f64() * 1e6);
+/// Our side of the `rtt` figure: the `echo` child, pinged with the small
+/// message one round trip at a time.
+pub(super) struct Echo {
+    child: Child,
+    payload: String,
+    seq: u64,
+}
+
+impl Echo {
+    pub(super) fn start() -> io::Result<Echo> {
+        Ok(Echo {
+            child: bench_child(&["echo"])?,
+            payload: "x".repeat(16),
+            seq: 0,
+        })
     }
-    finish(child)?;
-    us.sort_by(f64::total_cmp);
-    Ok(us)
+}
+
+impl super::Pinger for Echo {
+    fn ping(&mut self) -> io::Result<f64> {
+        let t = Instant::now();
+        self.child.send(&Msg {
+            seq: self.seq,
+            payload: &self.payload,
+        })?;
+        answer(&mut self.child, |_| ())?;
+        self.seq += 1;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        finish(self.child)
+    }
 }
 
 /// Heap allocations per small message, sender and receiver together, over
@@ -116,7 +132,7 @@ pub(super) fn socket_handoff(n: usize, in_flight: usize, workers: usize) -> io::
     let start = Instant::now();
     std::thread::scope(|s| -> io::Result<()> {
         let clients = s.spawn(|| {
-            let r = clients(addr, n, in_flight);
+            let r = super::clients::run(addr, n, in_flight);
             if r.is_err() {
                 // Wakes the loop below with an error instead of leaving it
                 // waiting for connections that will not come.
@@ -159,72 +175,6 @@ pub(super) fn socket_handoff(n: usize, in_flight: usize, workers: usize) -> io::
         finish(poller.remove(id).expect("a worker"))?;
     }
     Ok(rate)
-}
-
-/// The clients of [`socket_handoff`], in one thread as Node's are in its
-/// event loop: `n` connections, `in_flight` open at a time, each read until
-/// the worker closes it.
-fn clients(addr: std::net::SocketAddr, n: usize, in_flight: usize) -> io::Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    use rustix::io::Errno;
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-
-    let mut open = Vec::with_capacity(in_flight);
-    let (mut started, mut done) = (0, 0);
-    let mut ready = Vec::with_capacity(in_flight);
-    while done < n {
-        while open.len() < in_flight && started < n {
-            let sock = rustix::net::socket_with(
-                AddressFamily::INET,
-                SocketType::STREAM,
-                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-                None,
-            )?;
-            match rustix::net::connect(&sock, &addr) {
-                Ok(()) | Err(Errno::INPROGRESS) => {}
-                Err(e) => return Err(e.into()),
-            }
-            open.push(sock);
-            started += 1;
-        }
-        let mut fds: Vec<PollFd> = open.iter().map(|s| PollFd::new(s, PollFlags::IN)).collect();
-        match poll(&mut fds, None) {
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        ready.clear();
-        ready.extend(fds.iter().map(|f| !f.revents().is_empty()));
-        drop(fds);
-        let mut i = 0;
-        let mut failed = None;
-        open.retain(|sock| {
-            let check = ready[i];
-            i += 1;
-            if !check {
-                return true;
-            }
-            // The byte, then EOF; a reset ends the connection too.
-            let mut buf = [0u8; 16];
-            loop {
-                match rustix::io::read(sock, &mut buf) {
-                    Ok(0) | Err(Errno::CONNRESET) => {
-                        done += 1;
-                        return false;
-                    }
-                    Ok(_) | Err(Errno::INTR) => {}
-                    Err(Errno::AGAIN) => return true,
-                    Err(e) => {
-                        failed = Some(e);
-                        return false;
-                    }
-                }
-            }
-        });
-        if let Some(e) = failed {
-            return Err(io::Error::other(format!("client connection: {e}")));
-        }
-    }
-    Ok(())
 }
 
 /// µs to send a fresh listening server and hear back from the child that

@@ -64,19 +64,51 @@ pub(super) fn throughput(n: u64, payload: &str) -> io::Result<f64> {
     Ok(rate)
 }
 
-/// Round trips of the small message's bytes, µs, sorted.
-pub(super) fn rtt(pings: usize) -> io::Result<Vec<f64>> {
-    let bytes = frame(0, &"x".repeat(16));
-    let mut child = RawChild::start("raw-echo", bytes.len() as u64)?;
-    let mut buf = vec![0u8; bytes.len()];
-    let mut us = Vec::with_capacity(pings);
-    for _ in 0..pings {
-        let t = Instant::now();
-        child.sock.write_all(&bytes)?;
-        child.sock.read_exact(&mut buf)?;
-        us.push(t.elapsed().as_secs_f64() * 1e6);
+/// The raw side of the `rtt` figure: the small message's bytes, echoed.
+pub(super) struct Echo {
+    child: RawChild,
+    bytes: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Echo {
+    pub(super) fn start() -> io::Result<Echo> {
+        let bytes = frame(0, &"x".repeat(16));
+        let child = RawChild::start("raw-echo", bytes.len() as u64)?;
+        let buf = vec![0u8; bytes.len()];
+        Ok(Echo { child, bytes, buf })
     }
-    child.finish()?;
-    us.sort_by(f64::total_cmp);
-    Ok(us)
+}
+
+impl super::Pinger for Echo {
+    fn ping(&mut self) -> io::Result<f64> {
+        let t = Instant::now();
+        self.child.sock.write_all(&self.bytes)?;
+        self.child.sock.read_exact(&mut self.buf)?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.child.finish()
+    }
+}
+
+/// The limit of `socket_handoff`: the same clients, each connection
+/// answered (one byte, then closed) by the process that accepted it, with
+/// no hand-off: what the connections alone cost. Connections/s.
+pub(super) fn socket_handoff(n: usize, in_flight: usize) -> io::Result<f64> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let start = Instant::now();
+    std::thread::scope(|s| -> io::Result<()> {
+        let clients = s.spawn(|| super::clients::run(addr, n, in_flight));
+        for _ in 0..n {
+            let (mut conn, _) = listener.accept()?;
+            conn.write_all(b"!")?;
+        }
+        clients
+            .join()
+            .map_err(|_| io::Error::other("clients panicked"))?
+    })?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
