@@ -95,8 +95,8 @@ impl FdQueue {
         }
     }
 
-    /// Whether any descriptor or hole is queued.
-    #[cfg(test)]
+    /// Whether no descriptor or hole is queued.
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
     }

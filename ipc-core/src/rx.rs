@@ -168,6 +168,17 @@ impl<const N: usize> Rx<N> {
         self.first.is_some()
     }
 
+    /// Whether nothing buffered waits to be read for the protocol: no
+    /// bytes after the lines read, no descriptor, no error. A receive then
+    /// goes to the socket at once.
+    #[inline(always)]
+    pub fn idle(&self) -> bool {
+        self.parsed == self.end
+            && self.skipping.is_none()
+            && self.pending.is_none()
+            && self.fds.is_empty()
+    }
+
     /// An error to report now, before the next line.
     pub fn take_pending(&mut self) -> Option<Error> {
         self.pending.take()

@@ -343,6 +343,25 @@ fn descriptors_without_a_handle_line_are_closed_not_misdelivered() {
     assert_eq!(fd_count(), before);
 }
 
+/// A stray descriptor is reported (and closed) as soon as the line it came
+/// with has been delivered, not only once more bytes arrive: a receive
+/// with nothing buffered goes to the socket at once, but not past it.
+#[test]
+fn a_stray_descriptor_is_reported_before_the_next_read() {
+    let _serial = serial();
+    let before = fd_count();
+    let (mut ch, peer) = channel_and_peer();
+    let (x, stray) = stream_pair();
+    peer.write(b"\"plain with fd\"\n", &[&stray]);
+    drop((x, stray));
+    assert_eq!(ch.recv().unwrap().as_str(), "\"plain with fd\"");
+    // The peer sends nothing more: without the report this would wait.
+    ch.set_timeout(Some(std::time::Duration::from_secs(30)));
+    assert_eq!(ch.recv().unwrap_err(), Error::UnclaimedFds(1));
+    drop((ch, peer));
+    assert_eq!(fd_count(), before);
+}
+
 #[test]
 fn unknown_handle_type_is_acked_and_closed() {
     let _serial = serial();
