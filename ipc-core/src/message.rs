@@ -67,7 +67,7 @@ impl<'a> Message<'a> {
 
     /// The JSON text as a value that serializes verbatim, e.g. to echo it.
     pub fn raw(&self) -> RawJson<'_> {
-        RawJson::trusted(self.as_str())
+        RawJson::received(self.as_str())
     }
 
     /// Whether Node would treat this as an internal message (an object whose

@@ -221,7 +221,7 @@ pub fn member<'t>(text: &'t str, name: &str) -> Result<Option<RawJson<'t>>, Json
         }
     })?;
     scan::only_ws_after(b, end)?;
-    Ok(found.map(|v| RawJson(&text[v.start..v.end])))
+    Ok(found.map(|v| RawJson::checked(&text[v.start..v.end])))
 }
 
 /// JSON text known to be one valid value; serializes verbatim, except that
@@ -237,11 +237,18 @@ pub fn member<'t>(text: &'t str, name: &str) -> Result<Option<RawJson<'t>>, Json
 /// # Ok::<(), ipc_core::json::JsonError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawJson<'a>(&'a str);
+pub struct RawJson<'a> {
+    text: &'a str,
+    /// No line feed in `text`: it is written as it is, without a search.
+    one_line: bool,
+}
 
 impl<'a> RawJson<'a> {
-    /// Newtype name the serializer recognises.
+    /// Newtype name the serializer recognises: text that may hold line
+    /// feeds.
     pub(crate) const TOKEN: &'static str = "$ipc_core::json::RawJson";
+    /// The same for text without line feeds.
+    pub(crate) const ONE_LINE_TOKEN: &'static str = "$ipc_core::json::RawJson::one_line";
 
     /// Checks that `text` is exactly one JSON value (surrounding whitespace is
     /// trimmed).
@@ -254,22 +261,39 @@ impl<'a> RawJson<'a> {
     /// levels of nesting.
     pub fn new(text: &'a str) -> Result<Self, JsonError> {
         let span = scan::whole_value(text.as_bytes())?;
-        Ok(RawJson(&text[span.start..span.end]))
+        Ok(RawJson::checked(&text[span.start..span.end]))
     }
 
-    /// Wraps text that the caller already validated.
-    pub(crate) fn trusted(text: &'a str) -> Self {
-        RawJson(text)
+    /// Wraps one validated value, noting whether it holds a line feed.
+    fn checked(text: &'a str) -> Self {
+        RawJson {
+            text,
+            one_line: crate::bytes::find(text.as_bytes(), b'\n').is_none(),
+        }
+    }
+
+    /// Wraps a received message's validated text, which the channel
+    /// delivered as one line.
+    pub(crate) fn received(text: &'a str) -> Self {
+        RawJson {
+            text,
+            one_line: true,
+        }
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &'a str {
-        self.0
+        self.text
     }
 }
 
 impl serde::Serialize for RawJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_newtype_struct(Self::TOKEN, self.0)
+        let token = if self.one_line {
+            Self::ONE_LINE_TOKEN
+        } else {
+            Self::TOKEN
+        };
+        s.serialize_newtype_struct(token, self.text)
     }
 }

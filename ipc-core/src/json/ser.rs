@@ -346,8 +346,17 @@ impl<'a, 'b> ser::Serializer for &'a mut Serializer<'b> {
         name: &'static str,
         v: &T,
     ) -> Result<(), JsonError> {
+        if name == RawJson::ONE_LINE_TOKEN {
+            return v.serialize(RawWriter {
+                out: self,
+                one_line: true,
+            });
+        }
         if name == RawJson::TOKEN {
-            return v.serialize(RawWriter(self));
+            return v.serialize(RawWriter {
+                out: self,
+                one_line: false,
+            });
         }
         v.serialize(self)
     }
@@ -489,7 +498,11 @@ impl ser::SerializeMap for Compound<'_, '_> {
 struct MapKey<'a, 'b>(&'a mut Serializer<'b>);
 
 /// Writes a [`RawJson`]'s text verbatim; it was validated when it was made.
-struct RawWriter<'a, 'b>(&'a mut Serializer<'b>);
+struct RawWriter<'a, 'b> {
+    out: &'a mut Serializer<'b>,
+    /// The text holds no line feed: nothing to look for.
+    one_line: bool,
+}
 
 macro_rules! refuse {
     ($err:expr; $($method:ident($($arg:ty),*)),* $(,)?) => {$(
@@ -646,12 +659,14 @@ impl ser::Serializer for RawWriter<'_, '_> {
     /// on the channel it would end the message early.
     fn serialize_str(self, v: &str) -> Result<(), JsonError> {
         let mut rest = v.as_bytes();
-        while let Some(i) = crate::bytes::find(rest, b'\n') {
-            self.0.push(&rest[..i])?;
-            self.0.push(b" ")?;
-            rest = &rest[i + 1..];
+        if !self.one_line {
+            while let Some(i) = crate::bytes::find(rest, b'\n') {
+                self.out.push(&rest[..i])?;
+                self.out.push(b" ")?;
+                rest = &rest[i + 1..];
+            }
         }
-        self.0.push(rest)
+        self.out.push(rest)
     }
     fn collect_str<T: core::fmt::Display + ?Sized>(self, _: &T) -> Result<(), JsonError> {
         Err(JsonError::Custom)
