@@ -4,6 +4,7 @@
 use std::io;
 use std::time::Instant;
 
+use ipc_core::Message;
 use ipc_fork::{Child, Command, Event};
 
 use super::allocs::allocations;
@@ -17,12 +18,12 @@ fn bench_child(args: &[&str]) -> io::Result<Child> {
         .spawn()
 }
 
-/// Waits for the child's next user message and reads its JSON text with
-/// `read`.
-fn answer<T>(child: &mut Child, read: impl FnOnce(&str) -> T) -> io::Result<T> {
+/// Waits for the child's next user message and reads it with `read` (only
+/// what `read` asks of it is looked at).
+fn answer<T>(child: &mut Child, read: impl FnOnce(&Message<'_>) -> T) -> io::Result<T> {
     loop {
         match child.recv() {
-            Ok(Event::Message(m, _)) => return Ok(read(m.as_str())),
+            Ok(Event::Message(m, _)) => return Ok(read(&m)),
             Ok(Event::Internal(..)) => {}
             other => return Err(io::Error::other(format!("bench child: {other:?}"))),
         }
@@ -111,7 +112,7 @@ pub(super) fn allocs_per_msg(n: u64) -> io::Result<Option<f64>> {
     let before = allocations();
     send_all(&mut child)?;
     let ours = before.zip(allocations()).map(|(b, a)| a - b);
-    let theirs: Option<u64> = answer(&mut child, |text| text.parse().ok())?;
+    let theirs: Option<u64> = answer(&mut child, |m| m.as_str().parse().ok())?;
     finish(child)?;
     Ok(ours
         .zip(theirs)

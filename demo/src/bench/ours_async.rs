@@ -5,6 +5,7 @@
 use std::io;
 use std::time::Instant;
 
+use ipc_core::Message;
 use ipc_fork::tokio::{AsyncChild, AsyncParent};
 use ipc_fork::{Command, Event};
 
@@ -23,10 +24,10 @@ fn fail(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// Waits for the child's next user message.
-async fn answer<T>(child: &mut AsyncChild, read: impl FnOnce(&str) -> T) -> io::Result<T> {
+async fn answer<T>(child: &mut AsyncChild, read: impl FnOnce(&Message<'_>) -> T) -> io::Result<T> {
     loop {
         match child.recv().await {
-            Ok(Event::Message(m, _)) => return Ok(read(m.as_str())),
+            Ok(Event::Message(m, _)) => return Ok(read(&m)),
             Ok(Event::Internal(..)) => {}
             other => return Err(fail(format_args!("{other:?}"))),
         }
@@ -96,7 +97,7 @@ pub(super) fn allocs_per_msg(n: u64) -> io::Result<Option<f64>> {
             }
             if pass == 1 {
                 let ours = before.zip(allocations()).map(|(b, a)| a - b);
-                let theirs: Option<u64> = answer(&mut child, |t| t.parse().ok()).await?;
+                let theirs: Option<u64> = answer(&mut child, |m| m.as_str().parse().ok()).await?;
                 finish(child).await?;
                 return Ok(ours
                     .zip(theirs)
