@@ -854,17 +854,9 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                     return Ok(Got::Fate(fate));
                 }
             }
-            let next = |rx: &mut Rx<RX>, tx: &mut Tx<TX>| {
-                // A ping-pong's every receive starts with nothing buffered.
-                if rx.idle() {
-                    None
-                } else {
-                    inbound::next(rx, tx)
-                }
-            };
             let (at, record) = match self.rx.pop_record() {
                 Some(got) => got,
-                None => match next(&mut self.rx, &mut self.tx) {
+                None => match inbound::next(&mut self.rx, &mut self.tx) {
                     Some(record) => (self.rx.deliver_direct(), record),
                     None => {
                         match self.fill(deadline) {

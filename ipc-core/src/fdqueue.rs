@@ -95,8 +95,8 @@ impl FdQueue {
         }
     }
 
-    /// Whether no descriptor or hole is queued.
-    #[inline(always)]
+    /// Whether any descriptor or hole is queued.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
     }

@@ -168,17 +168,6 @@ impl<const N: usize> Rx<N> {
         self.first.is_some()
     }
 
-    /// Whether nothing buffered waits to be read for the protocol: no
-    /// bytes after the lines read, no descriptor, no error. A receive then
-    /// goes to the socket at once.
-    #[inline(always)]
-    pub fn idle(&self) -> bool {
-        self.parsed == self.end
-            && self.skipping.is_none()
-            && self.pending.is_none()
-            && self.fds.is_empty()
-    }
-
     /// An error to report now, before the next line.
     pub fn take_pending(&mut self) -> Option<Error> {
         self.pending.take()
@@ -205,6 +194,11 @@ impl<const N: usize> Rx<N> {
     /// is buffered.
     #[inline(always)]
     pub fn next_line(&mut self) -> Option<Next> {
+        // Nothing after the lines read: a ping-pong's every receive starts
+        // so, and goes to the socket at once.
+        if self.parsed == self.end && self.skipping.is_none() {
+            return None;
+        }
         // A line not searched yet is first read straight from the buffer,
         // which finds its end too. If that fails (the line is incomplete,
         // or not a good message), the search below takes over and does not
