@@ -92,31 +92,74 @@ fn string_content(line: &[u8], v: Span) -> Option<&[u8]> {
 /// string that fits a [`Key`].
 pub(crate) fn key_of(line: &[u8], v: Option<Span>) -> Option<Key> {
     let mut buf = [0u8; crate::handle::MAX_KEY_LEN];
-    short_string(line, v, &mut buf).and_then(|k| Key::try_from(k).ok())
+    let key = core::str::from_utf8(short_string(line, v, &mut buf)?).ok()?;
+    Key::try_from(key).ok()
 }
 
-/// Decodes a short string member into `out`, `None` if absent, not a string
-/// or too long.
-fn short_string<'o>(line: &[u8], v: Option<Span>, out: &'o mut [u8]) -> Option<&'o str> {
-    let (text, complete) = unescape_into(string_content(line, v?)?, out);
-    complete.then_some(text)
+/// The decoded bytes of a short string member (valid UTF-8), `None` if
+/// absent, not a string or longer than `out`. Text without escapes is
+/// its own decoding and is not copied.
+fn short_string<'a>(line: &'a [u8], v: Option<Span>, out: &'a mut [u8]) -> Option<&'a [u8]> {
+    let content = string_content(line, v?)?;
+    if crate::bytes::find(content, b'\\').is_none() {
+        return (content.len() <= out.len()).then_some(content);
+    }
+    let (text, complete) = unescape_into(content, out);
+    complete.then_some(text.as_bytes())
+}
+
+/// The commands of an internal message that the channel acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Ack,
+    Nack,
+    Handle,
+    /// Any other internal command.
+    Other,
+}
+
+impl Command {
+    fn of(cmd: &[u8]) -> Command {
+        match cmd {
+            b"NODE_HANDLE_ACK" => Command::Ack,
+            b"NODE_HANDLE_NACK" => Command::Nack,
+            b"NODE_HANDLE" => Command::Handle,
+            _ => Command::Other,
+        }
+    }
 }
 
 /// The span of the content of the internal `cmd` among an object's
-/// `fields`, if it has one, and its first [`MAX_CMD_LEN`] bytes decoded.
-fn internal_cmd(line: &[u8], fields: &Fields) -> Option<(Span, Cmd)> {
+/// `fields`, if it has one, and which command it is.
+fn internal_cmd(line: &[u8], fields: &Fields) -> Option<(Span, Command)> {
     let span = fields.cmd.filter(|c| line.get(c.start) == Some(&b'"'))?;
     let content = Span {
         start: span.start + 1,
         end: span.end - 1,
     };
-    let mut cmd = Cmd::new();
-    let complete = decode_cmd(content.of(line), &mut cmd);
-    // Longer than five characters and starting with NODE_.
-    if !(cmd.starts_with("NODE_") && (!complete || cmd.chars().count() > 5)) {
-        return None;
-    }
-    Some((content, cmd))
+    let raw = content.of(line);
+    // Internal: longer than five characters and starting with NODE_.
+    let command = if crate::bytes::find(raw, b'\\').is_none() {
+        // The text is its bytes: past the five ASCII ones of the prefix,
+        // each byte adds a character.
+        if !(raw.len() > 5 && raw.starts_with(b"NODE_")) {
+            return None;
+        }
+        Command::of(raw)
+    } else {
+        let mut cmd = Cmd::new();
+        let complete = decode_cmd(raw, &mut cmd);
+        if !(cmd.starts_with("NODE_") && (!complete || cmd.chars().count() > 5)) {
+            return None;
+        }
+        // One that did not fit is longer than any of ours.
+        if complete {
+            Command::of(cmd.as_bytes())
+        } else {
+            Command::Other
+        }
+    };
+    Some((content, command))
 }
 
 /// The members of the object at `value`, `None` if the value is not an
@@ -198,14 +241,14 @@ fn classify(line: &[u8], value: Span, fields: &Fields) -> Envelope {
         b'{' => internal_cmd(line, fields),
         _ => None,
     };
-    let Some((span, cmd)) = internal else {
+    let Some((span, command)) = internal else {
         return Envelope::Message { value, cmd: None };
     };
-    match cmd.as_str() {
-        "NODE_HANDLE_ACK" => Envelope::Ack,
-        "NODE_HANDLE_NACK" => Envelope::Nack,
-        "NODE_HANDLE" => handle_wrapper(line, fields, 0),
-        _ => Envelope::Message {
+    match command {
+        Command::Ack => Envelope::Ack,
+        Command::Nack => Envelope::Nack,
+        Command::Handle => handle_wrapper(line, fields, 0),
+        Command::Other => Envelope::Message {
             value,
             cmd: Some(span),
         },
@@ -218,7 +261,7 @@ fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Envelope {
     let mut dgram_buf = [0u8; 8];
     let tag = short_string(line, fields.kind, &mut tag_buf);
     let dgram = short_string(line, fields.dgram_type, &mut dgram_buf);
-    let kind = tag.and_then(|t| HandleKind::from_tag(t, dgram));
+    let kind = tag.and_then(|t| HandleKind::from_tag_bytes(t, dgram));
     // A message without `msg` is `undefined` in Node; we deliver `null`.
     let msg = fields.msg;
 
@@ -227,7 +270,7 @@ fn handle_wrapper(line: &[u8], fields: &Fields, depth: u8) -> Envelope {
     let inner = msg.and_then(|m| fields_of(line, m));
     let inner_cmd = inner.as_ref().and_then(|f| internal_cmd(line, f));
     if let (Some(inner), Some((_, c))) = (&inner, &inner_cmd) {
-        if kind == Some(HandleKind::Native) && depth == 0 && c == "NODE_HANDLE" {
+        if kind == Some(HandleKind::Native) && depth == 0 && *c == Command::Handle {
             return handle_wrapper(line, inner, 1);
         }
     }

@@ -84,14 +84,19 @@ impl HandleKind {
 
     /// Parses a wire `type` (and `dgramType`, needed for `dgram.Socket`).
     pub fn from_tag(tag: &str, dgram_type: Option<&str>) -> Option<Self> {
+        Self::from_tag_bytes(tag.as_bytes(), dgram_type.map(str::as_bytes))
+    }
+
+    /// [`from_tag`](Self::from_tag) on the decoded bytes of the strings.
+    pub(crate) fn from_tag_bytes(tag: &[u8], dgram_type: Option<&[u8]>) -> Option<Self> {
         Some(match tag {
-            "net.Server" => HandleKind::Server,
-            "net.Socket" => HandleKind::Socket,
-            "net.Native" => HandleKind::Native,
-            "dgram.Native" => HandleKind::DgramNative,
-            "dgram.Socket" => HandleKind::Dgram(match dgram_type? {
-                "udp4" => UdpFamily::V4,
-                "udp6" => UdpFamily::V6,
+            b"net.Server" => HandleKind::Server,
+            b"net.Socket" => HandleKind::Socket,
+            b"net.Native" => HandleKind::Native,
+            b"dgram.Native" => HandleKind::DgramNative,
+            b"dgram.Socket" => HandleKind::Dgram(match dgram_type? {
+                b"udp4" => UdpFamily::V4,
+                b"udp6" => UdpFamily::V6,
                 _ => return None,
             }),
             _ => return None,

@@ -487,13 +487,22 @@ pub(crate) fn unescape_into<'o>(s: &[u8], out: &'o mut [u8]) -> (&'o str, bool) 
     let (mut r, mut w) = (0, 0);
     let mut complete = true;
     while r < s.len() {
-        let mut utf8 = [s[r], 0, 0, 0];
-        let (step, n) = if s[r] == b'\\' {
-            let (c, step) = escape_at(s, r);
-            (step, c.encode_utf8(&mut utf8).len())
-        } else {
-            (1, 1)
-        };
+        if s[r] != b'\\' {
+            // A run without escapes goes in one copy.
+            let run = crate::bytes::find(&s[r..], b'\\').unwrap_or(s.len() - r);
+            let n = run.min(out.len() - w);
+            out[w..w + n].copy_from_slice(&s[r..r + n]);
+            r += n;
+            w += n;
+            if n < run {
+                complete = false;
+                break;
+            }
+            continue;
+        }
+        let mut utf8 = [0u8; 4];
+        let (c, step) = escape_at(s, r);
+        let n = c.encode_utf8(&mut utf8).len();
         if w + n > out.len() {
             complete = false;
             break;
