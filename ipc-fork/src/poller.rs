@@ -85,6 +85,9 @@ struct Slot {
     readable: bool,
     /// Its channel is registered for writability too.
     out: bool,
+    /// Its channel is registered at all: until it is disconnected, after
+    /// which the closed socket would be readable forever.
+    channel_watched: bool,
     /// Its exit is signalled by a pidfd (else found by asking).
     pidfd: bool,
     /// That pidfd is still registered (until it fires).
@@ -200,6 +203,7 @@ impl Poller {
             hot: true,
             readable: true,
             out: false,
+            channel_watched: true,
             pidfd: exit_watched,
             exit_watched,
         });
@@ -227,7 +231,9 @@ impl Poller {
     pub fn remove(&mut self, id: ChildId) -> Option<Child> {
         self.slot(id)?;
         let slot = self.slots[id.index as usize].take()?;
-        let _ = epoll::delete(&self.epoll, &slot.child);
+        if slot.channel_watched {
+            let _ = epoll::delete(&self.epoll, &slot.child);
+        }
         if slot.exit_watched {
             if let Some(fd) = slot.child.exit_fd() {
                 let _ = epoll::delete(&self.epoll, fd);
@@ -352,14 +358,15 @@ impl Poller {
             if self.sync()? {
                 continue;
             }
+            // Nothing is ready: whatever woke the last wait, the time is up.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Ready::Timeout);
+            }
             let mut wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if self.needs_exit_checks() {
                 wait = Some(wait.map_or(EXIT_CHECK, |w| w.min(EXIT_CHECK)));
             }
-            let got = self.wait(wait)?;
-            if got == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(Ready::Timeout);
-            }
+            self.wait(wait)?;
         }
     }
 
@@ -390,13 +397,20 @@ impl Poller {
     }
 
     /// Before waiting: registers writability for children with bytes to
-    /// write, and marks children with something already buffered. Returns
-    /// whether any child is ready without waiting.
+    /// write, takes disconnected channels out of the set, and marks
+    /// children with something already buffered. Returns whether any child
+    /// is ready without waiting.
     fn sync(&mut self) -> io::Result<bool> {
         let mut any = false;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
-            if slot.child.is_finished() {
+            if slot.channel_watched && slot.child.endpoint().is_disconnected() {
+                // Its end was reported; its exit comes by the pidfd (or by
+                // asking).
+                let _ = epoll::delete(&self.epoll, &slot.child);
+                slot.channel_watched = false;
+            }
+            if !slot.channel_watched {
                 continue;
             }
             let out = slot.child.wants_write();
@@ -425,8 +439,8 @@ impl Poller {
             .any(|s| !s.pidfd && !s.child.is_finished())
     }
 
-    /// One `epoll_wait`; marks what it found. Returns how many it found.
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    /// One `epoll_wait`; marks what it found.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = timeout.map(|t| Timespec {
             tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: t.subsec_nanos().into(),
@@ -439,7 +453,7 @@ impl Poller {
         let mut events = [none; EVENTS_PER_WAIT];
         let n = match epoll::wait(&self.epoll, &mut events[..], timeout.as_ref()) {
             Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => return Ok(0),
+            Err(rustix::io::Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         for event in &events[..n] {
@@ -473,6 +487,6 @@ impl Poller {
                 slot.hot = true;
             }
         }
-        Ok(n)
+        Ok(())
     }
 }

@@ -158,3 +158,55 @@ fn a_child_that_exits_is_reported_with_its_status() {
     assert!(poller.remove(id).is_some());
     assert!(poller.remove(id).is_none());
 }
+
+/// The next event, within a generous guard against a poller that never
+/// returns (a busy loop inside `next`).
+fn next_within_guard(poller: Poller, timeout: Duration) -> (Poller, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut poller = poller;
+        let got = match poller.next(Some(timeout)).unwrap() {
+            Ready::Child(_, r) => format!("{:?}", r.map(|e| format!("{e:?}"))),
+            other => format!("{other:?}"),
+        };
+        tx.send((poller, got)).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("next() with a timeout did not return")
+}
+
+/// A closed channel is readable forever: once its end has been reported it
+/// must not wake the poller again, or `next` never times out (and spins)
+/// while the child lives on, or stays in the poller after its exit.
+#[test]
+fn a_closed_channel_neither_spins_nor_hides_timeouts() {
+    let _serial = serial();
+    let mut poller = Poller::new().unwrap();
+    // Closes its channel, then lives until its stdin closes.
+    let child = Command::new("sh")
+        .args(["-c", "exec 3>&-; exec cat >/dev/null"])
+        .stdin(ipc_fork::Stdio::Piped)
+        .spawn()
+        .unwrap();
+    let id = poller.add(child).unwrap();
+    match poller.next(Some(Duration::from_secs(120))).unwrap() {
+        Ready::Child(got, Ok(Event::Disconnect)) => assert_eq!(got, id),
+        other => panic!("{other:?}"),
+    }
+    let (mut poller, got) = next_within_guard(poller, Duration::from_millis(100));
+    assert_eq!(
+        got, "Timeout",
+        "while the child runs with its channel closed"
+    );
+    drop(poller.child_mut(id).unwrap().stdin());
+    match poller.next(Some(Duration::from_secs(120))).unwrap() {
+        Ready::Child(got, Ok(Event::Exit(status))) => {
+            assert_eq!((got, status.success()), (id, true))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Finished but not removed: nothing more to report.
+    let (poller, got) = next_within_guard(poller, Duration::from_millis(100));
+    assert_eq!(got, "Timeout", "after the child finished");
+    assert!(poller.child(id).unwrap().is_finished());
+}
