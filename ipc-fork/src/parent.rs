@@ -1,11 +1,8 @@
 //! [`parent`]: the child's side, finding the channel its parent gave it.
 
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use rustix::net::{sockopt, AddressFamily};
 
 use crate::startup;
 
@@ -18,12 +15,16 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ParentError {
-    /// `NODE_CHANNEL_FD` was not set at startup: this process was not
-    /// started with a channel (or [`parent`] was already called).
+    /// `NODE_CHANNEL_FD` was not set at startup (or was empty, which Node
+    /// reads as unset): this process was not started with a channel (or
+    /// [`parent`] was already called).
     NoChannel,
-    /// `NODE_CHANNEL_FD` is not a descriptor number.
+    /// `NODE_CHANNEL_FD` is not a descriptor number (read as Node's
+    /// `parseInt` reads it: `"3"`, `" 3"` and `"3abc"` are all 3).
     BadFd(String),
-    /// The descriptor is not open, or not a UNIX stream socket.
+    /// The descriptor was not a connected UNIX stream socket at startup
+    /// (closed, a file, a datagram or listening socket, ...); it is left
+    /// as it was, open if it was.
     NotAChannel(RawFd),
     /// The parent asked for Node's `advanced` (V8) serialization, which this
     /// library does not speak; start the child with `serialization: 'json'`.
@@ -38,7 +39,10 @@ impl fmt::Display for ParentError {
             ParentError::NoChannel => f.write_str("no parent channel (NODE_CHANNEL_FD is not set)"),
             ParentError::BadFd(v) => write!(f, "NODE_CHANNEL_FD is not a descriptor number: {v:?}"),
             ParentError::NotAChannel(fd) => {
-                write!(f, "NODE_CHANNEL_FD={fd} is not an open UNIX stream socket")
+                write!(
+                    f,
+                    "NODE_CHANNEL_FD={fd} is not a connected UNIX stream socket"
+                )
             }
             ParentError::AdvancedSerialization => {
                 f.write_str("the parent wants 'advanced' serialization; only 'json' is supported")
@@ -125,39 +129,36 @@ impl AsFd for Parent {
 ///
 /// # Errors
 /// [`ParentError::NoChannel`] when started without a channel, or the second
-/// time; `BadFd`/`NotAChannel` when the variable does not name an open
-/// UNIX stream socket; `AdvancedSerialization` for Node's V8 mode.
+/// time; `BadFd`/`NotAChannel` when the variable does not name a connected
+/// UNIX stream socket; `AdvancedSerialization` for a serialization mode
+/// other than `json` (Node's V8 mode; an empty one means `json`, as in
+/// Node).
 pub fn parent() -> Result<Parent, ParentError> {
     let env = startup::channel_env();
     let fd = env.fd.ok_or(ParentError::NoChannel)?;
-    if env.mode.as_deref().is_some_and(|m| m != "json") {
+    if env
+        .mode
+        .as_deref()
+        .is_some_and(|m| !m.is_empty() && m != "json")
+    {
         return Err(ParentError::AdvancedSerialization);
     }
-    let raw: RawFd = fd
-        .trim()
-        .parse()
-        .map_err(|_| ParentError::BadFd(fd.clone()))?;
-    if raw < 0 {
-        return Err(ParentError::BadFd(fd));
-    }
-    if !env.open {
+    let raw: RawFd = match startup::fd_number(&fd) {
+        Some(raw) if raw >= 0 => raw,
+        _ => return Err(ParentError::BadFd(fd)),
+    };
+    // Checked again: the descriptor may have changed since startup.
+    if !env.channel || !startup::is_channel(raw) {
         return Err(ParentError::NotAChannel(raw));
     }
     if TAKEN.swap(true, Ordering::AcqRel) {
         return Err(ParentError::NoChannel);
     }
-    // SAFETY: the descriptor was open at startup, where it was marked
-    // close-on-exec for the channel (the protocol of NODE_CHANNEL_FD: the
-    // parent passed it for this); TAKEN makes this its single owner. If it
-    // is not a channel it is not ours to close: ManuallyDrop leaves it.
+    // SAFETY: the descriptor is the channel socket (checked above) that the
+    // parent passed for this (the protocol of NODE_CHANNEL_FD), marked
+    // close-on-exec at startup; TAKEN makes this its single owner.
     #[allow(unsafe_code)]
-    let sock = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(raw) });
-    let is_unix = sockopt::socket_domain(&*sock).is_ok_and(|d| d == AddressFamily::UNIX);
-    if !is_unix {
-        TAKEN.store(false, Ordering::Release);
-        return Err(ParentError::NotAChannel(raw));
-    }
-    let sock = ManuallyDrop::into_inner(sock);
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
     let endpoint = Endpoint::new(sock).map_err(ParentError::Channel)?;
     Ok(Parent { endpoint })
 }

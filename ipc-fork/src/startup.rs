@@ -1,7 +1,10 @@
 //! What Node's child startup does before any user code runs: read the
 //! channel's environment variables (`NODE_CHANNEL_FD`,
 //! `NODE_CHANNEL_SERIALIZATION_MODE`, and cluster's `NODE_UNIQUE_ID`), remove them so grandchildren never
-//! inherit them, and mark the descriptor close-on-exec.
+//! inherit them, and mark the descriptor close-on-exec, if it is a channel
+//! (a connected UNIX stream socket: any other descriptor is left alone, so
+//! a stray `NODE_CHANNEL_FD=1` cannot take stdout from this process's
+//! children).
 //!
 //! It runs from `.init_array`, before `main` and so before any thread
 //! exists: the only moment when changing the environment is sound. That is
@@ -21,8 +24,9 @@ pub(crate) struct ChannelEnv {
     pub fd: Option<String>,
     /// `NODE_CHANNEL_SERIALIZATION_MODE`.
     pub mode: Option<String>,
-    /// Whether the descriptor was open at startup (and is now close-on-exec).
-    pub open: bool,
+    /// Whether the descriptor was a channel at startup (and is now
+    /// close-on-exec).
+    pub channel: bool,
     /// `NODE_UNIQUE_ID`: set by a cluster primary for its workers (removed
     /// too, as Node's cluster does, so a worker's own children are not
     /// workers).
@@ -60,20 +64,55 @@ fn take(name: &CStr) -> Option<String> {
     value
 }
 
+/// The descriptor number in a `NODE_CHANNEL_FD` value, read as Node reads
+/// it (`parseInt(value, 10)`: leading whitespace, a sign, then the digits
+/// up to the first other character); `None` when that is not a number
+/// (Node's startup then fails an assertion).
+pub(crate) fn fd_number(value: &str) -> Option<i32> {
+    let s = value.trim_start();
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let n: i64 = digits[..end].parse().ok()?;
+    i32::try_from(if negative { -n } else { n }).ok()
+}
+
+/// Whether `raw` is a channel: an open, connected UNIX stream socket.
+pub(crate) fn is_channel(raw: i32) -> bool {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    if raw < 0 {
+        return false;
+    }
+    // SAFETY: only borrowed for these calls, which fail (EBADF, ENOTSOCK)
+    // on a number that is not an open socket; nothing is closed.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    sockopt::socket_type(fd).is_ok_and(|t| t == SocketType::STREAM)
+        && sockopt::socket_domain(fd).is_ok_and(|d| d == AddressFamily::UNIX)
+        // Connected: neither a listening socket nor one never connected.
+        && rustix::net::getpeername(fd).is_ok()
+}
+
 extern "C" fn capture() {
     let fd = take(c"NODE_CHANNEL_FD");
     let mode = take(c"NODE_CHANNEL_SERIALIZATION_MODE");
     let unique_id = take(c"NODE_UNIQUE_ID");
-    let raw = fd.as_deref().and_then(|f| f.trim().parse::<i32>().ok());
-    // SAFETY: fcntl on a plain integer; it fails with EBADF if not open.
-    let open = raw.is_some_and(|raw| {
-        raw >= 0 && unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } == 0
+    let raw = fd.as_deref().and_then(fd_number);
+    let channel = raw.is_some_and(|raw| {
+        // SAFETY: fcntl on a descriptor number just checked to be open.
+        is_channel(raw) && unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } == 0
     });
     if let Ok(mut captured) = CAPTURED.lock() {
         *captured = Some(ChannelEnv {
-            fd,
+            // Node treats an empty value as no channel at all.
+            fd: fd.filter(|f| !f.is_empty()),
             mode,
-            open,
+            channel,
             unique_id,
         });
     }

@@ -1,6 +1,7 @@
 //! ipc-fork: real child processes, exit statuses, disconnects from either
 //! side, crashes, and a process started without a channel.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 
 use integration_tests::next_report;
@@ -117,6 +118,58 @@ fn advanced_serialization_is_refused() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "AdvancedSerialization"
+    );
+}
+
+/// `NODE_CHANNEL_FD` and the mode are read as Node reads them, and a
+/// descriptor that is not a channel is left exactly as it was: open, and
+/// still inherited by this process's own children.
+#[test]
+fn channel_variables_are_read_as_node_reads_them() {
+    use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+    let check = |fd: &str, mode: Option<&str>, stdin: std::process::Stdio| {
+        let mut cmd = std::process::Command::new(CHILD);
+        cmd.arg("channel-check")
+            .env("NODE_CHANNEL_FD", fd)
+            .env_remove("NODE_CHANNEL_SERIALIZATION_MODE")
+            .stdin(stdin);
+        if let Some(mode) = mode {
+            cmd.env("NODE_CHANNEL_SERIALIZATION_MODE", mode);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let null = std::process::Stdio::null;
+    // Empty is no channel at all; Node's parseInt reads the leading number.
+    assert_eq!(check("", None, null()), "NoChannel fd0=inherit fd1=inherit");
+    assert_eq!(
+        check("abc", None, null()),
+        "BadFd(\"abc\") fd0=inherit fd1=inherit"
+    );
+    // Not sockets, or not connected stream sockets: refused, left alone.
+    assert_eq!(
+        check("1", None, null()),
+        "NotAChannel(1) fd0=inherit fd1=inherit"
+    );
+    let (dgram, _peer) = UnixDatagram::pair().unwrap();
+    assert_eq!(
+        check("0", None, OwnedFd::from(dgram).into()),
+        "NotAChannel(0) fd0=inherit fd1=inherit"
+    );
+    let dir = std::env::temp_dir().join(format!("ipc-listen-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let listener = UnixListener::bind(&dir).unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!(
+        check("0", None, OwnedFd::from(listener).into()),
+        "NotAChannel(0) fd0=inherit fd1=inherit"
+    );
+    // A real channel, named loosely and with an empty mode, as Node takes it.
+    let (theirs, _ours) = UnixStream::pair().unwrap();
+    assert_eq!(
+        check(" 0abc", Some(""), OwnedFd::from(theirs).into()),
+        "has a channel fd0=cloexec fd1=inherit"
     );
 }
 

@@ -18,6 +18,7 @@ fn main() {
             Err(e) => println!("{e:?}"),
             Ok(_) => println!("has a channel"),
         },
+        "channel-check" => channel_check(),
         "listen-fds" => listen_fds(),
         "raw-worker" => raw_worker(),
         "exec-into" => exec_into(),
@@ -25,6 +26,28 @@ fn main() {
     }
     // Answered clients close first (each within the linger time).
     demo::linger::drain();
+}
+
+/// What `parent()` says, and what became of stdin and stdout (which the
+/// tests name as the channel): `closed`, `cloexec` or `inherit`.
+fn channel_check() {
+    use std::os::fd::AsFd;
+    // Kept until the states are read: dropping it closes the channel.
+    let parent = ipc_fork::parent();
+    let verdict = match &parent {
+        Err(e) => format!("{e:?}"),
+        Ok(_) => "has a channel".to_owned(),
+    };
+    let state = |fd: std::os::fd::BorrowedFd<'_>| match rustix::io::fcntl_getfd(fd) {
+        Err(_) => "closed",
+        Ok(flags) if flags.contains(rustix::io::FdFlags::CLOEXEC) => "cloexec",
+        Ok(_) => "inherit",
+    };
+    println!(
+        "{verdict} fd0={} fd1={}",
+        state(std::io::stdin().as_fd()),
+        state(std::io::stdout().as_fd())
+    );
 }
 
 fn fd_count() -> usize {
