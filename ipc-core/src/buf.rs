@@ -179,6 +179,15 @@ impl<T, const N: usize> Fifo<T, N> {
         self.q.iter_mut()
     }
 
+    /// The entry at `i` (0 is the front), in constant time.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        let (front, back) = self.q.as_mut_slices();
+        match i.checked_sub(front.len()) {
+            None => front.get_mut(i),
+            Some(j) => back.get_mut(j),
+        }
+    }
+
     /// Removes and returns the first entry for which `pick` is true,
     /// keeping the order of the rest.
     pub fn take_first(&mut self, mut pick: impl FnMut(&T) -> bool) -> Option<T> {

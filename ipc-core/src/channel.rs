@@ -211,6 +211,12 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.timeout = timeout;
     }
 
+    /// How long each blocking call may wait (see
+    /// [`set_timeout`](Self::set_timeout)).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     fn deadline(&self) -> Deadline {
         Deadline::after(self.timeout)
     }
@@ -659,6 +665,34 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                 Incoming::Message(self.rx.message(at, parsed), sender)
             }
         }
+    }
+
+    /// Shows `f` each internal message (one without a handle) that a wait
+    /// read ahead of its delivery, once, in order, with a [`Sender`] to
+    /// answer it at once; the message is still delivered later, marked
+    /// [`was_peeked`](Message::was_peeked). For the layer that answers
+    /// queries as Node does, as soon as they are read, even in a process
+    /// that only sends.
+    ///
+    /// ```
+    /// use ipc_core::{json::RawJson, Channel};
+    ///
+    /// let (mut a, mut b) = Channel::<4096, 4096>::pair()?;
+    /// b.send(&RawJson::new(r#"{"cmd":"NODE_x_QUERY"}"#)?)?;
+    /// a.try_read_ahead()?; // as a wait to write does
+    /// let mut seen = Vec::new();
+    /// a.peek_internal(|msg, _sender| seen.push(msg.cmd().unwrap_or_default().to_owned()));
+    /// assert_eq!(seen, ["NODE_x_QUERY"]);
+    /// let msg = a.recv()?;
+    /// assert!(msg.was_peeked() && msg.cmd() == Some("NODE_x_QUERY"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn peek_internal(&mut self, mut f: impl FnMut(&Message<'_>, &mut Sender<'_, TX>)) {
+        let mut sender = Sender {
+            tx: &mut self.tx,
+            sock: self.sock.as_fd(),
+        };
+        self.rx.peek_internal(|msg| f(msg, &mut sender));
     }
 
     /// Whether something is ready for [`try_recv_incoming`](Self::try_recv_incoming)

@@ -144,6 +144,7 @@ fn handle_line<const RX: usize, const TX: usize>(
                     json: msg,
                     cmd: msg_cmd,
                     handle: true,
+                    peeked: false,
                 })
             } else {
                 What::Fail(Error::FdQueueFull)

@@ -46,16 +46,28 @@ use crate::json::{JsonError, RawJson};
 pub struct Message<'a> {
     json: &'a mut [u8],
     cmd: Option<&'a str>,
-    handle: &'a mut Option<Handle>,
+    slot: &'a mut Slot,
+}
+
+/// Where the channel keeps a delivered message's handle, and whether a
+/// peek showed the message before (kept there, not in the message, which
+/// stays five words).
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    pub handle: Option<Handle>,
+    pub peeked: bool,
 }
 
 impl<'a> Message<'a> {
-    pub(crate) fn new(
-        json: &'a mut [u8],
-        cmd: Option<&'a str>,
-        handle: &'a mut Option<Handle>,
-    ) -> Self {
-        Message { json, cmd, handle }
+    pub(crate) fn new(json: &'a mut [u8], cmd: Option<&'a str>, slot: &'a mut Slot) -> Self {
+        Message { json, cmd, slot }
+    }
+
+    /// Whether [`Channel::peek_internal`](crate::Channel::peek_internal)
+    /// showed this (internal) message before its delivery: whoever peeked
+    /// has acted on it already.
+    pub fn was_peeked(&self) -> bool {
+        self.slot.peeked
     }
 
     /// The message's JSON text, exactly as received (empty after
@@ -84,12 +96,12 @@ impl<'a> Message<'a> {
 
     /// The handle that came with the message, if any.
     pub fn handle(&self) -> Option<&Handle> {
-        self.handle.as_ref()
+        self.slot.handle.as_ref()
     }
 
     /// Takes the handle out; the message keeps its JSON.
     pub fn take_handle(&mut self) -> Option<Handle> {
-        self.handle.take()
+        self.slot.handle.take()
     }
 
     /// Deserializes the JSON, borrowing strings from the receive buffer

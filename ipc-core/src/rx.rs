@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::fdqueue::FdQueue;
 use crate::handle::Handle;
 use crate::json::scan::Span;
-use crate::message::Message;
+use crate::message::{Message, Slot};
 use crate::sys::{self, ReceivedFds, Wait};
 
 /// Records kept without `std` (each a line read ahead of delivery).
@@ -52,6 +52,8 @@ pub(crate) struct Parsed {
     pub cmd: Option<Span>,
     /// Whether a handle waits in the claimed queue for it.
     pub handle: bool,
+    /// Whether [`Rx::peek_internal`] showed it already.
+    pub peeked: bool,
 }
 
 impl Parsed {
@@ -61,6 +63,7 @@ impl Parsed {
             json: Some(value),
             cmd,
             handle: false,
+            peeked: false,
         })
     }
 }
@@ -116,6 +119,10 @@ pub(crate) struct Rx<const N: usize> {
     first: Option<Record>,
     /// Records of the lines after `first`, in order.
     records: Fifo<Record, MAX_RECORDS>,
+    /// Records at the front (`first` being the first) that a peek has
+    /// looked at, and their bytes: each is looked at once.
+    looked: usize,
+    looked_bytes: usize,
     /// Handles of recorded lines, in order.
     claimed: Fifo<Handle, MAX_CLAIMED>,
     pub fds: FdQueue,
@@ -126,7 +133,7 @@ pub(crate) struct Rx<const N: usize> {
     limit: usize,
     /// The delivered message's decoded `cmd`, handle, and `null` text.
     cmd: Cmd,
-    handle: Option<Handle>,
+    slot: Slot,
     null: [u8; 4],
 }
 
@@ -143,13 +150,15 @@ impl<const N: usize> Rx<N> {
             skipping: None,
             first: None,
             records: Fifo::default(),
+            looked: 0,
+            looked_bytes: 0,
             claimed: Fifo::default(),
             fds: FdQueue::default(),
             eof: false,
             pending: None,
             limit,
             cmd: Cmd::new(),
-            handle: None,
+            slot: Slot::default(),
             null: *b"null",
         }
     }
@@ -283,6 +292,10 @@ impl<const N: usize> Rx<N> {
         if !self.records.is_empty() {
             self.first = self.records.pop_front();
         }
+        if self.looked > 0 {
+            self.looked -= 1;
+            self.looked_bytes -= r.len;
+        }
         let at = self.start;
         self.start += r.len;
         Some((at, r))
@@ -301,8 +314,9 @@ impl<const N: usize> Rx<N> {
     #[inline(always)]
     pub fn message(&mut self, at: usize, parsed: Parsed) -> Message<'_> {
         if parsed.handle {
-            self.handle = self.claimed.pop_front();
+            self.slot.handle = self.claimed.pop_front();
         }
+        self.slot.peeked = parsed.peeked;
         let cmd = parsed.cmd.map(|span| {
             envelope::decode_cmd(
                 Span {
@@ -320,13 +334,59 @@ impl<const N: usize> Rx<N> {
                 &mut self.null[..]
             }
         };
-        Message::new(json, cmd.map(|_| self.cmd.as_str()), &mut self.handle)
+        let cmd = cmd.map(|_| self.cmd.as_str());
+        Message::new(json, cmd, &mut self.slot)
+    }
+
+    /// Shows `f` each internal message without a handle that was read
+    /// ahead of its delivery and not shown before, in order (the message
+    /// is delivered later as usual, marked
+    /// [`was_peeked`](Message::was_peeked)).
+    pub fn peek_internal(&mut self, mut f: impl FnMut(&Message<'_>)) {
+        let waiting = usize::from(self.first.is_some()) + self.records.len();
+        while self.looked < waiting {
+            let record = match self.looked {
+                0 => self.first.as_mut(),
+                k => self.records.get_mut(k - 1),
+            };
+            let Some(record) = record else { break };
+            let line_at = self.start + self.looked_bytes;
+            self.looked += 1;
+            self.looked_bytes += record.len;
+            let What::Deliver(parsed) = &mut record.what else {
+                continue;
+            };
+            let (Some(cmd), Some(json), false, false) =
+                (parsed.cmd, parsed.json, parsed.handle, parsed.peeked)
+            else {
+                continue;
+            };
+            parsed.peeked = true;
+            let of = |span: Span| Span {
+                start: line_at + span.start,
+                end: line_at + span.end,
+            };
+            envelope::decode_cmd(of(cmd).of(&self.buf), &mut self.cmd);
+            let span = of(json);
+            // Shown, not lent: the text stays as it is for its delivery,
+            // and no handle comes with it.
+            let mut slot = Slot {
+                handle: None,
+                peeked: true,
+            };
+            let msg = Message::new(
+                &mut self.buf[span.start..span.end],
+                Some(self.cmd.as_str()),
+                &mut slot,
+            );
+            f(&msg);
+        }
     }
 
     /// Closes the last delivered message's handle if nobody took it.
     pub fn forget_handle(&mut self) {
-        if self.handle.is_some() {
-            self.handle = None;
+        if self.slot.handle.is_some() {
+            self.slot.handle = None;
         }
     }
 

@@ -5,12 +5,19 @@
 //! [`Parent`]: crate::Parent
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ipc_core::{Channel, Error, Fate, Handle, Incoming, Key, Message, SendError, Sender, Ticket};
 use ipc_net::accounting::{SocketAccounting, SocketAnswer, SocketQuery};
 use ipc_net::{HandleError, Received};
 use serde::Serialize;
+
+use crate::wake::Wakeup;
+
+/// While this process holds sockets the peer may ask about, how often the
+/// calls that send also read the socket for the peer's queries.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
 
 /// One thing that happened on a channel, in order.
 #[derive(Debug)]
@@ -44,6 +51,11 @@ pub struct Endpoint {
     /// The peer's latest `NODE_SOCKET_COUNT` answer per key.
     reported: Vec<(Key, u64)>,
     disconnected: bool,
+    /// When the calls that send last read the socket for queries.
+    looked: Instant,
+    /// Ends a blocking receive when a socket dropped in another thread
+    /// makes a `NODE_SOCKET_ALL_CLOSED` due (made when first needed).
+    wakeup: Option<Arc<Wakeup>>,
 }
 
 impl Endpoint {
@@ -53,6 +65,8 @@ impl Endpoint {
             accounting: SocketAccounting::default(),
             reported: Vec::new(),
             disconnected: false,
+            looked: Instant::now(),
+            wakeup: None,
         })
     }
 
@@ -63,7 +77,9 @@ impl Endpoint {
     /// As [`Channel::send`]: `Disconnected` once the peer is gone.
     pub fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
         self.send_due_replies();
-        self.channel.send(msg)
+        let sent = self.channel.send(msg);
+        self.answer_ahead();
+        sent
     }
 
     /// Queues a message to leave with others in one write; it goes out at
@@ -73,7 +89,9 @@ impl Endpoint {
     /// # Errors
     /// As [`Channel::queue`].
     pub fn queue<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
-        self.channel.queue(msg)
+        let queued = self.channel.queue(msg);
+        self.answer_ahead();
+        queued
     }
 
     /// Queues a message and writes what can go now, never waiting (see
@@ -82,7 +100,9 @@ impl Endpoint {
     /// # Errors
     /// As [`Channel::try_send`].
     pub fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), Error> {
-        self.channel.try_send(msg)
+        let sent = self.channel.try_send(msg);
+        self.answer_ahead();
+        sent
     }
 
     /// Waits until everything queued is written (see [`Channel::flush`]).
@@ -91,7 +111,9 @@ impl Endpoint {
     /// As [`Channel::flush`].
     pub fn flush(&mut self) -> Result<(), Error> {
         self.send_due_replies();
-        self.channel.flush()
+        let flushed = self.channel.flush();
+        self.answer_ahead();
+        flushed
     }
 
     /// Sends a message with a handle and waits until the peer has
@@ -112,7 +134,9 @@ impl Endpoint {
         handle: Handle,
     ) -> Result<(), SendError> {
         self.send_due_replies();
-        self.channel.send_handle(msg, handle)
+        let sent = self.channel.send_handle(msg, handle);
+        self.answer_ahead();
+        sent
     }
 
     /// Hands a handle over without waiting: it is queued and written as
@@ -153,7 +177,9 @@ impl Endpoint {
         msg: &T,
         handle: Handle,
     ) -> Result<Ticket, SendError> {
-        self.channel.queue_handle(msg, handle)
+        let queued = self.channel.queue_handle(msg, handle);
+        self.answer_ahead();
+        queued
     }
 
     /// Takes a queued handle back if none of it has been written yet (see
@@ -211,7 +237,13 @@ impl Endpoint {
             return Err(Error::Disconnected);
         }
         self.send_due_replies();
-        let got = if block {
+        // A close request waits for sockets that another thread may drop:
+        // then the wait watches for that too.
+        let watch_drops = block && self.accounting.waiting();
+        if watch_drops {
+            self.wait_ready_or_due()?;
+        }
+        let got = if block && !watch_drops {
             self.channel.recv_incoming()
         } else {
             self.channel.try_recv_incoming()
@@ -260,18 +292,74 @@ impl Endpoint {
         if !msg.is_internal() {
             return Ok(Event::Message(msg, handle));
         }
-        if let Some(SocketAnswer::Count { key, count }) = SocketAnswer::from_message(&msg) {
-            match reported.iter_mut().find(|(k, _)| *k == key) {
-                Some(entry) => entry.1 = count,
-                None => reported.push((key, count)),
-            }
-        }
-        if let Some(reply) = accounting.answer(&msg) {
-            // Best effort, like Node's own replies: a closed channel shows
-            // up on the next call anyway.
-            let _ = sender.try_send(&reply.message());
+        if !msg.was_peeked() {
+            answer_internal(accounting, reported, &msg, &mut sender);
         }
         Ok(Event::Internal(msg, handle))
+    }
+
+    /// Answers the peer's `NODE_SOCKET_*` queries among the messages read
+    /// ahead of their delivery (a wait to write reads ahead), as Node
+    /// answers them as soon as it reads them. While this process holds
+    /// sockets the peer may ask about, the socket is also read now and then
+    /// ([`LOOK_EVERY`]) here: a process that only sends still answers
+    /// `getConnections()` and `close()`.
+    pub(crate) fn answer_ahead(&mut self) {
+        if self.accounting.has_keys() && self.looked.elapsed() >= LOOK_EVERY {
+            self.looked = Instant::now();
+            // What it finds is kept for recv; an error shows there too.
+            let _ = self.channel.try_read_ahead();
+        }
+        let (accounting, reported) = (&mut self.accounting, &mut self.reported);
+        self.channel
+            .peek_internal(|msg, sender| answer_internal(accounting, reported, msg, sender));
+        self.send_due_replies();
+    }
+
+    /// Waits until an event is ready, watching also for sockets dropped in
+    /// other threads that make a close request's reply due (sent then),
+    /// within the channel's timeout.
+    fn wait_ready_or_due(&mut self) -> Result<(), Error> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let deadline = self.channel.timeout().map(|t| Instant::now() + t);
+        let wakeup = match &self.wakeup {
+            Some(w) => Arc::clone(w),
+            None => Arc::clone(self.wakeup.insert(Wakeup::new()?)),
+        };
+        let waker = wakeup.waker();
+        loop {
+            self.send_due_replies();
+            if self.channel.prepare() {
+                return Ok(());
+            }
+            if self.accounting.wake_when_due(&waker) {
+                continue;
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(Error::TimedOut),
+                },
+                None => None,
+            };
+            let left = left.map(|t| Timespec {
+                tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: t.subsec_nanos().into(),
+            });
+            let mut events = PollFlags::IN;
+            if self.channel.wants_write() {
+                events |= PollFlags::OUT;
+            }
+            let mut fds = [
+                PollFd::new(&*self.channel, events),
+                PollFd::new(&*wakeup, PollFlags::IN),
+            ];
+            match poll(&mut fds, left.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            wakeup.drain();
+        }
     }
 
     /// Sends `NODE_SOCKET_ALL_CLOSED` for keys whose last socket has closed
@@ -533,6 +621,27 @@ macro_rules! endpoint_methods {
             &mut self.endpoint
         }
     };
+}
+
+/// Answers an internal message that asks about our sockets, and notes a
+/// count the peer reported.
+fn answer_internal(
+    accounting: &mut SocketAccounting,
+    reported: &mut Vec<(Key, u64)>,
+    msg: &Message<'_>,
+    sender: &mut Sender<'_, { ipc_core::DEFAULT_CAPACITY }>,
+) {
+    if let Some(SocketAnswer::Count { key, count }) = SocketAnswer::from_message(msg) {
+        match reported.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = count,
+            None => reported.push((key, count)),
+        }
+    }
+    if let Some(reply) = accounting.answer(msg) {
+        // Best effort, like Node's own replies: a closed channel shows up
+        // on the next call anyway.
+        let _ = sender.try_send(&reply.message());
+    }
 }
 
 /// `AsRef<Endpoint>` for a type that holds one in `self.endpoint`.

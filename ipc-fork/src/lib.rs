@@ -52,6 +52,7 @@ mod signal;
 mod startup;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod wake;
 
 pub use child::Child;
 pub use command::{Command, Stdio};

@@ -111,6 +111,12 @@ impl SocketAccounting {
         }
     }
 
+    /// Whether a socket with a key was ever received: only then may the
+    /// peer ask about one.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
     /// Sockets of `key` still open here.
     pub fn count(&self, key: &str) -> usize {
         self.keys

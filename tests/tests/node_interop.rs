@@ -19,6 +19,17 @@ fn node_parent_drives_a_rust_child() {
     integration_tests::node_script_passes("parent-of-rust.js", &[CHILD]);
 }
 
+/// `server.close()` and `getConnections()` of a Node parent are answered
+/// by a Rust child whose socket is dropped in another thread while it
+/// waits in `recv`, and by one that only sends.
+#[test]
+fn node_parent_gets_socket_answers_from_busy_children() {
+    if !have_node() {
+        return;
+    }
+    integration_tests::node_script_passes("socket-queries.js", &[CHILD]);
+}
+
 fn recv_json(child: &mut ipc_fork::Child) -> String {
     match child.recv().expect("event") {
         Event::Message(m, None) => m.as_str().to_owned(),

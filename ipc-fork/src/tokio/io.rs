@@ -84,16 +84,19 @@ impl ChannelIo {
     }
 
     /// Drives the channel (writing when writable, reading when readable)
-    /// until `done` gives a result. After an error, `done` is asked once
-    /// more (a failed channel has settled every fate), else the error is
-    /// the result.
+    /// until `done` gives a result, answering the peer's queries among
+    /// what it reads meanwhile. After an error, `done` is asked once more
+    /// (a failed channel has settled every fate), else the error is the
+    /// result.
     pub fn poll_until<R>(
         &self,
         cx: &mut Context<'_>,
-        ch: &mut Channel,
+        ep: &mut Endpoint,
         mut done: impl FnMut(&mut Channel) -> Option<Result<R, Error>>,
     ) -> Poll<Result<R, Error>> {
         loop {
+            ep.answer_ahead();
+            let ch = ep.channel();
             if let Some(r) = done(ch) {
                 return Poll::Ready(r);
             }
@@ -111,10 +114,10 @@ impl ChannelIo {
     /// [`poll_until`](Self::poll_until) as a future.
     pub async fn until<R>(
         &self,
-        ch: &mut Channel,
+        ep: &mut Endpoint,
         mut done: impl FnMut(&mut Channel) -> Option<Result<R, Error>>,
     ) -> Result<R, Error> {
-        poll_fn(|cx| self.poll_until(cx, ch, &mut done)).await
+        poll_fn(|cx| self.poll_until(cx, ep, &mut done)).await
     }
 
     /// Ready once an event can be taken from `ep` without blocking

@@ -79,12 +79,11 @@ macro_rules! async_endpoint_methods {
         ) -> Result<(), ipc_core::Error> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
-            let channel = endpoint.channel();
             // At the limit, wait for the buffer to drain first.
-            while channel.try_send(msg) == Err(ipc_core::Error::WouldBlock) {
-                self.io.until(channel, $crate::tokio::io::written).await?;
+            while endpoint.channel().try_send(msg) == Err(ipc_core::Error::WouldBlock) {
+                self.io.until(endpoint, $crate::tokio::io::written).await?;
             }
-            self.io.until(channel, $crate::tokio::io::written).await
+            self.io.until(endpoint, $crate::tokio::io::written).await
         }
 
         /// Queues a message to leave with others in one write: it goes out
@@ -102,13 +101,13 @@ macro_rules! async_endpoint_methods {
             &mut self,
             msg: &T,
         ) -> Result<(), ipc_core::Error> {
-            let channel = self.inner.endpoint_mut().channel();
-            match channel.try_queue(msg) {
+            let endpoint = self.inner.endpoint_mut();
+            match endpoint.channel().try_queue(msg) {
                 Err(ipc_core::Error::WouldBlock) => {
                     // Not again at once: first write (or wait) for room.
                     let mut tried = true;
                     self.io
-                        .until(channel, |ch| {
+                        .until(endpoint, |ch| {
                             if std::mem::take(&mut tried) {
                                 return None;
                             }
@@ -158,9 +157,7 @@ macro_rules! async_endpoint_methods {
         pub async fn flush(&mut self) -> Result<(), ipc_core::Error> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
-            self.io
-                .until(endpoint.channel(), $crate::tokio::io::written)
-                .await
+            self.io.until(endpoint, $crate::tokio::io::written).await
         }
 
         /// Sends a message with a handle and resolves once the peer has
@@ -190,15 +187,15 @@ macro_rules! async_endpoint_methods {
         ) -> Result<(), ipc_core::SendError> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
-            let channel = endpoint.channel();
             let ticket = loop {
-                match channel.queue_handle(msg, handle) {
+                match endpoint.channel().queue_handle(msg, handle) {
                     Err(ipc_core::SendError {
                         error: ipc_core::Error::WouldBlock,
                         handle: Some(back),
                     }) => {
                         handle = back;
-                        if let Err(error) = self.io.until(channel, $crate::tokio::io::written).await
+                        if let Err(error) =
+                            self.io.until(endpoint, $crate::tokio::io::written).await
                         {
                             return Err(ipc_core::SendError {
                                 error,
@@ -211,7 +208,7 @@ macro_rules! async_endpoint_methods {
             };
             let fate = self
                 .io
-                .until(channel, |ch| ch.take_fate(ticket).map(Ok))
+                .until(endpoint, |ch| ch.take_fate(ticket).map(Ok))
                 .await;
             match fate {
                 Ok(ipc_core::Fate::Acknowledged(_)) => Ok(()),
@@ -221,7 +218,7 @@ macro_rules! async_endpoint_methods {
                 }),
                 Err(error) => Err(ipc_core::SendError {
                     error,
-                    handle: channel.withdraw(ticket),
+                    handle: endpoint.channel().withdraw(ticket),
                 }),
             }
         }
@@ -262,15 +259,14 @@ macro_rules! async_endpoint_methods {
         pub async fn disconnect(&mut self) -> Result<(), ipc_core::Error> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
-            let channel = endpoint.channel();
             self.io
-                .until(channel, |ch| {
+                .until(endpoint, |ch| {
                     let settled = ch.is_written() && ch.handles_in_flight() == 0;
                     (settled || !ch.is_connected()).then_some(Ok(()))
                 })
                 .await?;
             // Nothing is left to wait for: this closes at once.
-            channel.disconnect()
+            endpoint.channel().disconnect()
         }
 
         /// Asks the peer how many sockets of `key` it still holds, as

@@ -50,6 +50,53 @@ fn channel_check() {
     );
 }
 
+/// Hands the socket it gets to a thread that drops it once the client
+/// says a line; meanwhile the main thread reports the sender's close
+/// request (`saw-notify`) and goes back to a blocking receive, which that
+/// drop must end with the `NODE_SOCKET_ALL_CLOSED` the sender waits for.
+fn socket_in_thread(mut parent: ipc_fork::Parent) {
+    use std::io::BufRead;
+    let mut worker = None;
+    loop {
+        match parent.recv() {
+            Ok(Event::Message(_, Some(Ok(Received::Socket(s))))) => {
+                worker = Some(std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let _ = std::io::BufReader::new(&s).read_line(&mut line);
+                }));
+                parent.send(&"got").unwrap();
+            }
+            Ok(Event::Internal(msg, _)) if msg.cmd() == Some(ipc_net::accounting::NOTIFY_CLOSE) => {
+                parent.send(&"saw-notify").unwrap();
+            }
+            Ok(Event::Disconnect) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if let Some(worker) = worker {
+        worker.join().unwrap();
+    }
+}
+
+/// Takes one socket, then only sends (a message every 20 ms, until the
+/// parent leaves) and never receives: the parent's `getConnections()` is
+/// answered all the same, as a Node child answers it.
+fn send_only(mut parent: ipc_fork::Parent) {
+    let _held = loop {
+        match parent.recv() {
+            Ok(Event::Message(_, Some(Ok(Received::Socket(s))))) => break s,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    };
+    for i in 0u64.. {
+        if parent.send(&i).is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn fd_count() -> usize {
     integration_tests::fd_count()
 }
@@ -88,6 +135,8 @@ fn with_parent(role: &str) {
             std::process::abort();
         }
         "rlimit" => return at_fd_limit(parent),
+        "socket-in-thread" => return socket_in_thread(parent),
+        "send-only" => return send_only(parent),
         "flood" => return flood(parent),
         "disconnect" => {
             parent.send(&"bye").unwrap();
