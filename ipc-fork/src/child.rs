@@ -82,18 +82,76 @@ impl Child {
     /// Waits for the next event; after `Disconnect` that is `Exit` (it
     /// waits for the process), then `Err(Disconnected)`.
     ///
+    /// With a [timeout](Self::set_timeout), every wait gives up at it,
+    /// the wait for the exit too, and the wait for a message also watches
+    /// the process: its `Exit` comes as it happens, even while a grandchild
+    /// that inherited the channel keeps it open. Without one, a wait for a
+    /// message sits in `recvmsg(2)` alone (the quickest round trip), so such
+    /// an `Exit` comes once the channel closes; [`try_recv`](Self::try_recv),
+    /// [`Poller`](crate::Poller) and `AsyncChild` always watch the exit.
+    ///
     /// # Errors
-    /// As [`Endpoint::recv`].
+    /// As [`Endpoint::recv`]; `TimedOut` past the timeout, the wait for the
+    /// exit included.
     pub fn recv(&mut self) -> Result<Event<'_>, Error> {
         if !self.endpoint.is_disconnected() {
+            if !self.exit_reported && self.endpoint.timeout().is_some() && self.exited_first()? {
+                if let Some(status) = self.try_wait().map_err(Error::from)? {
+                    self.exit_reported = true;
+                    return Ok(Event::Exit(status));
+                }
+            }
             return self.endpoint.recv();
         }
         if self.exit_reported {
             return Err(Error::Disconnected);
         }
-        let status = self.wait().map_err(Error::from)?;
+        let status = self.wait_within(self.endpoint.timeout())?;
         self.exit_reported = true;
         Ok(Event::Exit(status))
+    }
+
+    /// Waits until the channel has an event (`false`) or the process has
+    /// exited (`true`), within the timeout; `false` at once without a
+    /// pidfd (the exit is found by asking after the channel closes).
+    fn exited_first(&mut self) -> Result<bool, Error> {
+        match &self.pidfd {
+            Some(pidfd) => self.endpoint.wait_ready(Some(pidfd.as_fd())),
+            None => Ok(false),
+        }
+    }
+
+    /// Waits for the exit, giving up after `timeout` if there is one.
+    fn wait_within(&mut self, timeout: Option<std::time::Duration>) -> Result<ExitStatus, Error> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(timeout) = timeout else {
+            return self.wait().map_err(Error::from);
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait().map_err(Error::from)? {
+                return Ok(status);
+            }
+            let left = deadline
+                .checked_duration_since(std::time::Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or(Error::TimedOut)?;
+            match &self.pidfd {
+                Some(pidfd) => {
+                    let left = Timespec {
+                        tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+                        tv_nsec: left.subsec_nanos().into(),
+                    };
+                    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+                    match poll(&mut fds, Some(&left)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // Kernels before 5.3: ask again now and then.
+                None => std::thread::sleep(left.min(std::time::Duration::from_millis(10))),
+            }
+        }
     }
 
     /// The next event if there is one now, else `Err(WouldBlock)`. `Exit`

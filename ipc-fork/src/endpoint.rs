@@ -241,7 +241,7 @@ impl Endpoint {
         // then the wait watches for that too.
         let watch_drops = block && self.accounting.waiting();
         if watch_drops {
-            self.wait_ready_or_due()?;
+            self.wait_ready(None)?;
         }
         let got = if block && !watch_drops {
             self.channel.recv_incoming()
@@ -316,10 +316,17 @@ impl Endpoint {
         self.send_due_replies();
     }
 
-    /// Waits until an event is ready, watching also for sockets dropped in
-    /// other threads that make a close request's reply due (sent then),
-    /// within the channel's timeout.
-    fn wait_ready_or_due(&mut self) -> Result<(), Error> {
+    /// How long each blocking call may wait (see
+    /// [`set_timeout`](Self::set_timeout)).
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.channel.timeout()
+    }
+
+    /// Waits until an event is ready (`Ok(false)`) or `also` is readable
+    /// (`Ok(true)`), within the channel's timeout. While a close request
+    /// waits, a socket dropped in another thread ends the wait too (and its
+    /// reply goes out).
+    pub(crate) fn wait_ready(&mut self, also: Option<BorrowedFd<'_>>) -> Result<bool, Error> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let deadline = self.channel.timeout().map(|t| Instant::now() + t);
         let wakeup = match &self.wakeup {
@@ -330,7 +337,7 @@ impl Endpoint {
         loop {
             self.send_due_replies();
             if self.channel.prepare() {
-                return Ok(());
+                return Ok(false);
             }
             if self.accounting.wake_when_due(&waker) {
                 continue;
@@ -353,10 +360,21 @@ impl Endpoint {
             let mut fds = [
                 PollFd::new(&*self.channel, events),
                 PollFd::new(&*wakeup, PollFlags::IN),
+                PollFd::new(&*wakeup, PollFlags::IN),
             ];
-            match poll(&mut fds, left.as_ref()) {
+            let n = match also {
+                Some(also) => {
+                    fds[2] = PollFd::from_borrowed_fd(also, PollFlags::IN);
+                    3
+                }
+                None => 2,
+            };
+            match poll(&mut fds[..n], left.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
+            }
+            if also.is_some() && !fds[2].revents().is_empty() && !self.channel.prepare() {
+                return Ok(true);
             }
             wakeup.drain();
         }

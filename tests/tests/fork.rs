@@ -220,3 +220,45 @@ fn silent_child_output_comes_back_through_pipes() {
     assert!(child.stdout().is_none());
     expect_disconnect_then_exit(&mut child);
 }
+
+/// With a timeout, a blocking `recv` gives up at it while it waits for the
+/// exit of a child that closed its channel and lives on.
+#[test]
+fn recv_gives_up_at_its_timeout_while_waiting_for_an_exit() {
+    let mut child = Command::new("sh")
+        .args(["-c", "exec 3>&-; exec cat >/dev/null"])
+        .stdin(ipc_fork::Stdio::Piped)
+        .spawn()
+        .unwrap();
+    child.set_timeout(Some(std::time::Duration::from_millis(200)));
+    assert!(matches!(child.recv(), Ok(Event::Disconnect)));
+    assert_eq!(child.recv().unwrap_err(), ipc_core::Error::TimedOut);
+    drop(child.stdin());
+    child.set_timeout(Some(std::time::Duration::from_secs(120)));
+    match child.recv() {
+        Ok(Event::Exit(status)) => assert!(status.success()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// With a timeout, a blocking `recv` watches the process too: a child that
+/// exits while a grandchild keeps the channel open is reported at its
+/// exit, as Node reports 'exit', not once the grandchild lets go.
+#[test]
+fn recv_with_a_timeout_reports_an_exit_while_a_grandchild_holds_the_channel() {
+    // The grandchild inherits the channel and reads the piped stdin (kept
+    // at fd 4: a background job's own stdin is /dev/null) until it closes.
+    let mut child = Command::new("sh")
+        .args(["-c", "exec 4<&0; cat <&4 >/dev/null & exit 5"])
+        .stdin(ipc_fork::Stdio::Piped)
+        .spawn()
+        .unwrap();
+    child.set_timeout(Some(std::time::Duration::from_secs(120)));
+    match child.recv() {
+        Ok(Event::Exit(status)) => assert_eq!(status.code(), Some(5)),
+        other => panic!("expected the exit first, got {other:?}"),
+    }
+    drop(child.stdin());
+    assert!(matches!(child.recv(), Ok(Event::Disconnect)));
+    assert_eq!(child.recv().unwrap_err(), ipc_core::Error::Disconnected);
+}
