@@ -148,14 +148,21 @@ impl<'de> Deserializer<'de> {
         })
     }
 
-    fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, JsonError> {
+    /// The text of the number at the front, and whether it is an integer
+    /// (no fraction, no exponent).
+    fn number_text(&mut self) -> Result<(&'de str, bool), JsonError> {
         self.skip_ws();
         let end = scan::number_end(self.rest, 0).map_err(|e| e.shifted(self.pos))?;
         let text = self.advance(end);
         let text: &str =
             core::str::from_utf8(text).map_err(|_| JsonError::Syntax { offset: self.pos })?;
-        let integral = !text.contains(['.', 'e', 'E']);
-        if integral {
+        Ok((text, !text.contains(['.', 'e', 'E'])))
+    }
+
+    fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, JsonError> {
+        let (text, integral) = self.number_text()?;
+        // `-0` is a float, as in serde_json (and JSON.parse keeps its sign).
+        if integral && text != "-0" {
             if let Ok(v) = text.parse::<u64>() {
                 return visitor.visit_u64(v);
             }
@@ -164,10 +171,32 @@ impl<'de> Deserializer<'de> {
             }
         }
         // Out-of-range integers fall back to f64, as JSON.parse does.
+        self.float(text, visitor)
+    }
+
+    fn float<V: Visitor<'de>>(&self, text: &str, visitor: V) -> Result<V::Value, JsonError> {
         let v = text
             .parse::<f64>()
             .map_err(|_| JsonError::Syntax { offset: self.pos })?;
         visitor.visit_f64(v)
+    }
+
+    /// A 128-bit integer in full, when the number is one that fits.
+    fn wide<V: Visitor<'de>>(&mut self, visitor: V, signed: bool) -> Result<V::Value, JsonError> {
+        if !matches!(self.peek()?, b'-' | b'0'..=b'9') {
+            return de::Deserializer::deserialize_any(&mut *self, visitor);
+        }
+        let (text, integral) = self.number_text()?;
+        if integral {
+            if signed {
+                if let Ok(v) = text.parse::<i128>() {
+                    return visitor.visit_i128(v);
+                }
+            } else if let Ok(v) = text.parse::<u128>() {
+                return visitor.visit_u128(v);
+            }
+        }
+        self.float(text, visitor)
     }
 
     /// Skips one value, validating it.
@@ -224,7 +253,15 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64
+        i8 i16 i32 i64 u8 u16 u32 u64 f32 f64
+    }
+
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
+        self.wide(visitor, true)
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
+        self.wide(visitor, false)
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
@@ -587,6 +624,24 @@ mod tests {
             from_slice_mut::<Msg>(&mut e),
             Err(JsonError::MissingField("s"))
         ));
+    }
+
+    /// `-0` keeps its sign (a float, as in serde_json), and 128-bit
+    /// integers come back whole instead of through `f64`.
+    #[test]
+    fn negative_zero_and_wide_integers() {
+        let mut z = *b"-0";
+        let z: f64 = from_slice_mut(&mut z).unwrap();
+        assert!(z == 0.0 && z.is_sign_negative());
+        let mut zero = *b"0";
+        assert_eq!(from_slice_mut::<u8>(&mut zero), Ok(0));
+        let mut wide = *b"[-170141183460469231731687303715884105728,340282366920938463463374607431768211455,7]";
+        let got: (i128, u128, u128) = from_slice_mut(&mut wide).unwrap();
+        assert_eq!(got, (i128::MIN, u128::MAX, 7));
+        let mut too_wide = *b"340282366920938463463374607431768211456";
+        assert!(from_slice_mut::<u128>(&mut too_wide).is_err());
+        let mut neg = *b"-1";
+        assert!(from_slice_mut::<u128>(&mut neg).is_err());
     }
 
     #[test]
