@@ -24,8 +24,14 @@ const VIP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// Connects from `from` (any loopback address) and reads the whole reply.
 fn ask(to: SocketAddr, from: Ipv4Addr) -> io::Result<String> {
-    use rustix::net::{AddressFamily, SocketType};
-    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    // Close-on-exec: a worker started meanwhile must not inherit it.
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
     rustix::net::connect(&sock, &to)?;
     let mut reply = String::new();

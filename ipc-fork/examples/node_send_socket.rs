@@ -65,9 +65,10 @@ const ROUNDS: usize = 16;
 fn check(addr: SocketAddr) -> Result<()> {
     for _ in 0..ROUNDS {
         for (from, priority) in [(Ipv4Addr::LOCALHOST, "normal"), (VIP, "special")] {
-            let sock = rustix::net::socket(
+            let sock = rustix::net::socket_with(
                 rustix::net::AddressFamily::INET,
                 rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC,
                 None,
             )?;
             rustix::net::bind(&sock, &SocketAddr::new(from.into(), 0))?;

@@ -15,9 +15,16 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Number of open descriptors of this process (`/proc/self/fd`, minus the
 /// one the listing itself uses).
+///
+/// glibc opens `/proc/sys/vm/overcommit_memory` once per process, the
+/// first time a thread's malloc arena shrinks, typically while a finished
+/// test's thread exits, after its [`serial`] guard is gone: that one is
+/// not counted.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("read /proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() != "/proc/sys/vm/overcommit_memory")
         .count()
         - 1
 }
@@ -243,10 +250,21 @@ pub fn have_node() -> bool {
 pub fn ask(port: u16, from: std::net::Ipv4Addr) -> std::io::Result<String> {
     use std::io::{Read, Write};
     use std::net::SocketAddr;
-    let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    // Close-on-exec: the tests of a binary run on parallel threads, and a
+    // process another test spawns meanwhile would otherwise inherit this
+    // connection for its whole life (holding other tests' clients open,
+    // and taking descriptor numbers a limit counts).
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     rustix::net::bind(&sock, &SocketAddr::from((from, 0)))?;
     rustix::net::connect(&sock, &SocketAddr::from(([127, 0, 0, 1], port)))?;
     let mut stream = std::net::TcpStream::from(sock);
+    // A server that never answers fails the test instead of hanging it.
+    stream.set_read_timeout(Some(LINE_TIMEOUT))?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
@@ -602,6 +620,61 @@ pub fn fds_settle_at(pid: u32, baseline: usize) {
         &format!("process {pid}'s descriptor count is back to its baseline {baseline}"),
         || fd_count_of(pid) == baseline,
     );
+}
+
+/// Starts `systemd-socket-activate -l 127.0.0.1:PORT ARGS..` (stdout
+/// piped) on a port borrowed from the kernel, and returns once the tool
+/// says it listens there: `None` where the tool is not installed.
+///
+/// A borrowed listener can outlive its drop for a moment: a child that
+/// another test's thread forked and has not exec'd yet holds a copy of
+/// every descriptor. A client connecting then is queued on that copy and
+/// reset when the exec closes it, and the tool's own `bind` fails with
+/// `EADDRINUSE`. So nothing connects before the tool's `Listening on` line
+/// (its bind worked: the port is its own), and a tool that could not bind
+/// is tried again on another port.
+pub fn socket_activate(args: &[&str]) -> Option<(u16, std::process::Child)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if Command::new("systemd-socket-activate")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-socket-activate is not installed");
+        return None;
+    }
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut proc = Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            // Its log on stderr (not the journal), at info: "Listening on".
+            .env("SYSTEMD_LOG_TARGET", "console")
+            .env("SYSTEMD_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = std::io::BufReader::new(proc.stderr.take().unwrap()).lines();
+        let listening = log
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("Listening on "));
+        if listening {
+            // The rest (the child's stderr too) is shown, never left to fill.
+            std::thread::spawn(move || log.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+            return Some((port, proc));
+        }
+        // It exited: the port was not free after all.
+        proc.wait().unwrap();
+    }
+    panic!("systemd-socket-activate never listened");
 }
 
 /// Calls `f` `n` times from up to `at_once` threads; the results.

@@ -19,7 +19,11 @@ struct Small<'a> {
     payload: &'a str,
 }
 
-#[test]
+fn main() {
+    steady_state_messages_do_not_allocate();
+    println!("test steady_state_messages_do_not_allocate ... ok");
+}
+
 fn steady_state_messages_do_not_allocate() {
     let (a, b) = Channel::<65536, 65536>::pair().unwrap();
     let (mut a, mut b) = (Box::new(a), Box::new(b));

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use integration_tests::{ask, have_node, number_after, Running};
 
@@ -138,35 +138,14 @@ fn demo_parent_drives_node_children() {
 
 #[test]
 fn share_server_under_systemd_socket_activate() {
-    if Command::new("systemd-socket-activate")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: systemd-socket-activate is not installed");
+    let Some((port, mut proc)) = integration_tests::socket_activate(&[DEMO, "share-server"]) else {
         return;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proc = Command::new("systemd-socket-activate")
-        .args(["-l", &format!("127.0.0.1:{port}"), DEMO, "share-server"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let reply = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut c) => {
-                let mut r = String::new();
-                c.read_to_string(&mut r).unwrap();
-                break r;
-            }
-            Err(_) => std::thread::yield_now(),
-        }
     };
+    let mut reply = String::new();
+    TcpStream::connect(("127.0.0.1", port))
+        .unwrap()
+        .read_to_string(&mut reply)
+        .unwrap();
     assert!(
         reply == "handled by parent\n" || reply == "handled by child\n",
         "{reply:?}"

@@ -190,12 +190,13 @@ fn datagram_round_trip(local: &str) {
 fn type_lies_are_refused_without_leaks() {
     let (mut child, baseline) = echo_child();
     let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
-    let (pipe_r, _pipe_w) = rustix::pipe::pipe().unwrap();
+    let (pipe_r, _pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let udp: OwnedFd = UdpSocket::bind("127.0.0.1:0").unwrap().into();
     let bound_not_listening = || -> OwnedFd {
-        let s = rustix::net::socket(
+        let s = rustix::net::socket_with(
             rustix::net::AddressFamily::INET,
             rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
             None,
         )
         .unwrap();
@@ -237,21 +238,33 @@ fn type_lies_are_refused_without_leaks() {
     child.disconnect().unwrap();
 }
 
+/// The other tests of this file open and close descriptors on their own
+/// threads meanwhile, so the process's count proves nothing here: each lie
+/// is moved to a number far above those in use (new descriptors take the
+/// lowest free one), and that number must be closed after the refusal.
+fn far_up(fd: impl Into<OwnedFd>) -> (OwnedFd, String) {
+    use std::os::fd::AsRawFd;
+    let moved = rustix::io::fcntl_dupfd_cloexec(fd.into(), 256).unwrap();
+    let path = format!("/proc/self/fd/{}", moved.as_raw_fd());
+    (moved, path)
+}
+
 #[test]
 fn received_lies_in_process_close_the_descriptor() {
-    let before = integration_tests::fd_count();
-    let file: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
+    let gone = |path: &str| !std::path::Path::new(path).exists();
+    let (file, path) = far_up(std::fs::File::open("/proc/self/status").unwrap());
     assert_eq!(
         Server::from_fd(file).unwrap_err(),
         ipc_net::HandleError::NotASocket
     );
+    assert!(gone(&path), "{path} left open");
     let (a, _b) = UnixStream::pair().unwrap();
+    let (a, path) = far_up(a);
     assert_eq!(
-        Server::from_fd(a.into()).unwrap_err(),
+        Server::from_fd(a).unwrap_err(),
         ipc_net::HandleError::NotListening
     );
-    drop(_b);
-    assert_eq!(integration_tests::fd_count(), before);
+    assert!(gone(&path), "{path} left open");
     let (a, b) = UnixStream::pair().unwrap();
     let mut s = Socket::from_fd(a.into()).unwrap();
     s.write_all(b"x").unwrap();
@@ -264,40 +277,14 @@ fn received_lies_in_process_close_the_descriptor() {
 /// `channel_moves_aside_for_a_listener_at_three`).
 #[test]
 fn listen_fds_with_systemd_socket_activate() {
-    if std::process::Command::new("systemd-socket-activate")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: systemd-socket-activate is not installed");
+    let Some((port, mut proc)) =
+        integration_tests::socket_activate(&["--fdname=web", CHILD, "listen-fds"])
+    else {
         return;
-    }
-    // The tool needs a port up front: borrow one from the kernel.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proc = std::process::Command::new("systemd-socket-activate")
-        .args([
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "--fdname=web",
-            CHILD,
-            "listen-fds",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    };
     // It listens before it starts the child; the child starts on the first
     // connection.
-    let mut c = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(_) => std::thread::yield_now(),
-        }
-    };
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.write_all(b"ping").unwrap();
     assert_eq!(read_line(&mut c), "adopted\n");
     let mut out = String::new();
@@ -389,7 +376,11 @@ fn accept_until_stops_on_the_pipe_and_leaves_the_queue() {
     drop(stopper);
     assert!(waiting.join().unwrap(), "stopped without a connection");
     let _second = TcpStream::connect(addr).unwrap();
-    let (stop, stopper) = std::io::pipe().unwrap();
+    // A byte, not just the close: a child another test is forking holds a
+    // copy of the write end until it execs, and `stop` reads as ready only
+    // once the last copy is closed.
+    let (stop, mut stopper) = std::io::pipe().unwrap();
+    stopper.write_all(b"!").unwrap();
     drop(stopper);
     assert!(other.accept_until(&stop).unwrap().is_none(), "stop wins");
     assert!(other.try_accept().is_ok(), "the connection is still queued");
