@@ -702,7 +702,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// buffered line it looks at is parsed once, here, for the receive
     /// that follows.
     pub fn is_ready(&mut self) -> bool {
-        self.closed || self.rx.has_record() || self.tx.has_fate() || self.take_buffered()
+        self.closed || self.rx.has_event() || self.tx.has_fate() || self.take_buffered()
     }
 
     /// Processes buffered lines (acknowledgements take effect, as when

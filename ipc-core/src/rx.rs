@@ -177,6 +177,23 @@ impl<const N: usize> Rx<N> {
         self.first.is_some()
     }
 
+    /// Whether a record that delivers something (a message or an error)
+    /// is waiting: an ACK read ahead behind other records waits as a record
+    /// too, to keep the lines in order, but delivers nothing, so it is
+    /// passed over here.
+    pub fn has_event(&mut self) -> bool {
+        while matches!(
+            self.first,
+            Some(Record {
+                what: What::Skip,
+                ..
+            })
+        ) {
+            self.pop_record();
+        }
+        self.first.is_some()
+    }
+
     /// An error to report now, before the next line.
     pub fn take_pending(&mut self) -> Option<Error> {
         self.pending.take()

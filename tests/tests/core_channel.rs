@@ -509,6 +509,40 @@ fn blocking_sender_reads_ahead_for_acks_and_keeps_messages() {
     assert_eq!(ch.handles_in_flight(), 0);
 }
 
+/// An ACK read ahead behind a message waits as a record of its own (the
+/// lines stay in order) but delivers nothing: once the message is taken,
+/// the channel is not ready, as `try_recv_incoming` agrees (a poller or
+/// runtime that trusted `is_ready` got `WouldBlock` from its receive).
+#[test]
+fn an_ack_read_ahead_behind_a_message_makes_nothing_ready() {
+    let _serial = serial();
+    let (mut ch, peer) = channel_and_peer();
+    let (_x, y) = stream_pair();
+    let ticket = ch
+        .queue_handle(&"s", Handle::new(HandleKind::Socket, y))
+        .unwrap();
+    let mut peer = peer;
+    let (_, fds) = peer.read_line();
+    assert_eq!(fds.len(), 1);
+    peer.write(b"\"meanwhile\"\n", &[]);
+    peer.write(ACK, &[]);
+    // Both lines are read ahead (they are in the socket already): the
+    // message, then the ACK behind it.
+    while ch.handles_in_flight() > 0 {
+        ch.try_read_ahead().unwrap();
+    }
+    let mut events = Vec::new();
+    while ch.is_ready() {
+        events.push(match ch.try_recv_incoming().unwrap() {
+            ipc_core::Incoming::Fate(f) => format!("{:?}", f.ticket() == ticket),
+            ipc_core::Incoming::Message(m, _) => m.as_str().to_owned(),
+        });
+    }
+    assert_eq!(events, ["true", "\"meanwhile\""]);
+    assert!(!ch.prepare(), "ready with nothing to deliver");
+    assert_eq!(ch.try_recv_incoming().unwrap_err(), Error::WouldBlock);
+}
+
 #[test]
 fn eof_and_reset_mean_disconnected_and_send_after_is_channel_closed() {
     let _serial = serial();
