@@ -33,7 +33,7 @@ impl Want {
     /// Reads the query, `Err(EINVAL)` for what Node would not send (or
     /// what this primary does not serve: `listen({fd})`).
     pub(crate) fn of(q: &ClusterIn) -> Result<Want, Errno> {
-        let backlog = q.backlog.filter(|&b| b > 0).unwrap_or(super::BACKLOG);
+        let backlog = q.backlog.as_backlog().unwrap_or(super::BACKLOG);
         let flags = q.flags.unwrap_or(0);
         let ip = |s: &Scalar| match s {
             Scalar::Null | Scalar::Undefined => Ok(None),

@@ -39,6 +39,15 @@ impl Scalar {
         }
     }
 
+    /// The value as a `listen` backlog, as Node's primary reads one: a
+    /// positive number (its whole part); anything else (`false`, `0`,
+    /// `null`, absent) means the default.
+    pub(crate) fn as_backlog(&self) -> Option<u32> {
+        self.as_num()
+            .filter(|&n| n >= 1.0)
+            .map(|n| n.min(f64::from(u32::MAX)) as u32)
+    }
+
     /// The value as a port number, if it is one (0..=65535, whole).
     pub(crate) fn as_port(&self) -> Option<u16> {
         self.as_num()
@@ -118,7 +127,8 @@ pub(crate) struct ClusterIn {
     pub address_type: Scalar,
     pub fd: Scalar,
     pub index: Scalar,
-    pub backlog: Option<u32>,
+    /// A number, or `false` (Node's `listen(port, host, callback)`).
+    pub backlog: Scalar,
     pub flags: Option<u32>,
     pub sockname: Option<SocknameIn>,
     /// The raw `data` member (filled by [`read`], not by serde).
