@@ -422,13 +422,18 @@ fn a_worker_asking_again_gets_no_more_connections_in_flight() {
     };
     let online = r#"{"cmd":"NODE_CLUSTER","act":"online","seq":0}\n"#;
     let ack = r#"{"cmd":"NODE_HANDLE_ACK"}\n"#;
+    let listening =
+        r#"{"cmd":"NODE_CLUSTER","act":"listening","address":null,"port":%s,"addressType":4}\n"#;
     let marker_path = marker.display();
+    // Worker 1 says it listens (on the port of the reply's sockname), takes
+    // two connections while it is the only worker, and asks again holding
+    // them; only then does worker 2 (the docs' app) start.
     let script = format!(
         "if [ \"$NODE_UNIQUE_ID\" = 1 ]; then printf '{online}{q1}' >&3; n=0; \
          while IFS= read -r line <&3; do case \"$line\" in \
          *'\"act\":\"newconn\"'*) n=$((n+1)); printf '{ack}' >&3; echo \"W1 holds $n\"; \
-           if [ $n = 2 ]; then printf '{q2}' >&3; fi;; \
-         *'\"ack\":1'*) touch {marker_path};; \
+           if [ $n = 2 ]; then printf '{q2}' >&3; touch {marker_path}; fi;; \
+         *'\"ack\":1'*) p=${{line##*\\\"port\\\":}}; printf '{listening}' \"${{p%%\\}}*}}\" >&3;; \
          *'\"ack\":2'*) echo 'W1 answered again';; \
          *'\"act\":\"disconnect\"'*) exit 0;; esac; done; \
          else while [ ! -e {marker_path} ]; do sleep 0.01; done; exec node {APP}; fi",
@@ -528,6 +533,37 @@ fn node_dgram_workers_share_one_udp_socket() {
         let mut buf = [0u8; 64];
         let n = client.recv(&mut buf).unwrap();
         assert!(buf[..n].starts_with(b"pong "), "{:?}", &buf[..n]);
+        p.stop();
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// A Node worker calling `listen(port, host, callback)`, the common form,
+/// whose `queryServer` carries `"backlog":false`: served under both
+/// policies, as under Node's primary. Under round-robin, requests one at a
+/// time alternate between the workers, as Node's primary deals them.
+#[test]
+fn node_workers_listening_on_a_host_are_served_in_turn() {
+    if !have_node() {
+        return;
+    }
+    let script = "require('node:http').createServer((q,r)=>r.end('pid '+process.pid+'\\n'))\
+                  .listen(+process.env.PORT,'127.0.0.1',()=>{});";
+    let path = std::env::temp_dir().join(format!("cluster-host-{}.js", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    for policy in ["rr", "none"] {
+        let mut p = primary(2, policy, &["node", path.to_str().unwrap()], &[]);
+        all_listening(&mut p, 2);
+        let bodies: Vec<String> = (0..6).map(|_| http_get(p.port).unwrap()).collect();
+        assert!(bodies.iter().all(|b| b.starts_with("pid ")), "{bodies:?}");
+        if policy == "rr" {
+            for pair in bodies.windows(2) {
+                assert_ne!(
+                    pair[0], pair[1],
+                    "the same worker twice in a row: {bodies:?}"
+                );
+            }
+        }
         p.stop();
     }
     let _ = std::fs::remove_file(path);

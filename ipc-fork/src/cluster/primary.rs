@@ -489,7 +489,7 @@ impl Primary {
                     ..reply
                 };
                 if child.try_send(&reply).is_ok() && joined {
-                    rr.free.extend([id; IN_FLIGHT_PER_WORKER]);
+                    rr.free.join(id);
                 }
                 self.deal(poller, e);
             }
@@ -578,7 +578,7 @@ impl Primary {
         };
         entry.workers.retain(|&w| w != id);
         if let Kind::RoundRobin(rr) = &mut entry.kind {
-            rr.free.retain(|&w| w != id);
+            rr.free.remove(id);
         }
         if entry.workers.is_empty() {
             if let Some(Entry {
@@ -725,7 +725,7 @@ impl Primary {
     fn give_back(&mut self, poller: &mut Poller, e: usize, id: ChildId) {
         if let Some((rr, _, workers)) = self.rr_mut(e) {
             if workers.contains(&id) {
-                rr.free.push_back(id);
+                rr.free.give_back(id);
             }
         }
         self.deal(poller, e);

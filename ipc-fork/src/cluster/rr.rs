@@ -1,8 +1,8 @@
 //! Round-robin dealing (Node's `RoundRobinHandle`): the primary accepts,
-//! and each connection goes to the first free worker with `newconn`. `free`
-//! holds credits: a worker is in it once per `newconn` it may still take
-//! ([`IN_FLIGHT_PER_WORKER`](super::IN_FLIGHT_PER_WORKER) in all), and
-//! gets the credit back when it answers.
+//! and each connection goes to the first free worker with `newconn`. A
+//! worker may have [`IN_FLIGHT_PER_WORKER`](super::IN_FLIGHT_PER_WORKER)
+//! `newconn`s unanswered ([`Credits`]), and gets a credit back when it
+//! answers one.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -46,12 +46,59 @@ pub(crate) enum Deal {
     Done,
 }
 
+/// The `newconn`s each worker may still take. A worker with nothing in
+/// flight is dealt to before any worker gets a second, in turn, so that one
+/// request at a time alternates between workers as under Node's primary
+/// (whose workers take one at a time).
+#[derive(Debug, Default)]
+pub(crate) struct Credits {
+    /// Workers with nothing in flight, in turn.
+    idle: VecDeque<ChildId>,
+    /// Workers' further credits, in turn.
+    spare: VecDeque<ChildId>,
+}
+
+impl Credits {
+    /// A worker joins the key with all its credits.
+    pub(crate) fn join(&mut self, id: ChildId) {
+        self.idle.push_back(id);
+        for _ in 1..super::IN_FLIGHT_PER_WORKER {
+            self.spare.push_back(id);
+        }
+    }
+
+    /// The worker to deal to next, if one is free.
+    fn take(&mut self) -> Option<ChildId> {
+        self.idle.pop_front().or_else(|| self.spare.pop_front())
+    }
+
+    /// A credit taken but not used: first in line again.
+    fn untake(&mut self, id: ChildId) {
+        self.idle.push_front(id);
+    }
+
+    /// A worker answered a `newconn`: one credit comes back.
+    pub(crate) fn give_back(&mut self, id: ChildId) {
+        if self.idle.contains(&id) {
+            self.spare.push_back(id);
+        } else {
+            self.idle.push_back(id);
+        }
+    }
+
+    /// A worker leaves the key.
+    pub(crate) fn remove(&mut self, id: ChildId) {
+        self.idle.retain(|&w| w != id);
+        self.spare.retain(|&w| w != id);
+    }
+}
+
 /// A round-robin key's listener, its free workers and waiting connections.
 #[derive(Debug)]
 pub(crate) struct RoundRobin {
     pub listener: OwnedFd,
     pub sockname: Option<Sockname>,
-    pub free: VecDeque<ChildId>,
+    pub free: Credits,
     pending: VecDeque<Conn>,
     /// Accepting failed for want of descriptors and that was reported.
     pause_reported: bool,
@@ -62,7 +109,7 @@ impl RoundRobin {
         RoundRobin {
             listener,
             sockname,
-            free: VecDeque::new(),
+            free: Credits::default(),
             pending: VecDeque::new(),
             pause_reported: false,
         }
@@ -95,7 +142,7 @@ impl RoundRobin {
         if self.pending.is_empty() {
             return Deal::Done;
         }
-        let Some(worker) = self.free.pop_front() else {
+        let Some(worker) = self.free.take() else {
             return Deal::Done;
         };
         let Some(child) = poller.child_mut(worker) else {
@@ -107,7 +154,7 @@ impl RoundRobin {
             Err(_) => {
                 // Out of descriptors: try again at the next event.
                 self.pending.push_front(conn);
-                self.free.push_front(worker);
+                self.free.untake(worker);
                 return Deal::Done;
             }
         };
