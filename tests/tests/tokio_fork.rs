@@ -257,6 +257,26 @@ fn at_the_limit_the_async_sends_wait_for_room() {
     });
 }
 
+/// What cannot be sent is an error from the async sends as from the
+/// blocking ones (they returned `Ok` and dropped it): nothing goes out, and
+/// the channel goes on.
+#[test]
+fn async_sends_report_what_cannot_be_sent() {
+    on_one_thread(async {
+        let mut child = spawn();
+        next_report(&mut child).await;
+        child.set_limit(4096);
+        let big = "x".repeat(10_000);
+        assert_eq!(child.send(&big).await, Err(Error::MessageTooLarge));
+        let not_json = std::collections::HashMap::from([((1, 2), 3)]);
+        assert!(matches!(child.send(&not_json).await, Err(Error::Encode(_))));
+        child.set_limit(ipc_core::DEFAULT_LIMIT);
+        child.send(&"after").await.unwrap();
+        assert_eq!(next_text(&mut child).await, "\"after\"");
+        disconnect_and_exit(child).await;
+    });
+}
+
 /// A `recv` dropped while half a line is buffered loses nothing: the next
 /// `recv` returns the whole message once the rest comes. Then `recv`
 /// dropped over and over by `select!` while the child floods: every message

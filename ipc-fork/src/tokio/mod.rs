@@ -79,9 +79,16 @@ macro_rules! async_endpoint_methods {
         ) -> Result<(), ipc_core::Error> {
             let endpoint = self.inner.endpoint_mut();
             endpoint.send_due_replies();
-            // At the limit, wait for the buffer to drain first.
-            while endpoint.channel().try_send(msg) == Err(ipc_core::Error::WouldBlock) {
-                self.io.until(endpoint, $crate::tokio::io::written).await?;
+            loop {
+                match endpoint.channel().try_send(msg) {
+                    Ok(()) => break,
+                    // At the limit, wait for the buffer to drain first.
+                    Err(ipc_core::Error::WouldBlock) => {
+                        self.io.until(endpoint, $crate::tokio::io::written).await?
+                    }
+                    // Too large, not encodable, the channel closed: not sent.
+                    Err(e) => return Err(e),
+                }
             }
             self.io.until(endpoint, $crate::tokio::io::written).await
         }
