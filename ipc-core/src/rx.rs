@@ -167,6 +167,11 @@ impl<const N: usize> Rx<N> {
         self.limit = limit;
     }
 
+    /// The longest line (its `\n` included) that may be delivered.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Whether the peer closed its end (everything buffered still counts).
     pub fn eof(&self) -> bool {
         self.eof

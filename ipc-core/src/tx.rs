@@ -129,7 +129,8 @@ impl<const N: usize> Tx<N> {
 
     /// Encodes a frame at the tail with `encode`, returning its length.
     /// `WouldBlock` when it does not fit now but might after a flush;
-    /// `MessageTooLarge` when it would not fit even alone at the limit.
+    /// `MessageTooLarge` when it is longer than the limit (or would not fit
+    /// even alone at it).
     fn append(
         &mut self,
         room: Room,
@@ -148,6 +149,9 @@ impl<const N: usize> Tx<N> {
         }
         loop {
             match encode(&mut self.buf[self.tail..]) {
+                // Also when the buffer had room anyway: the limit is the
+                // largest message.
+                Ok(n) if n > self.limit => return Err(Error::MessageTooLarge),
                 Ok(n) => {
                     self.tail += n;
                     return Ok(n);

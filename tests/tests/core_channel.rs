@@ -606,6 +606,28 @@ fn too_large_message_is_refused_and_the_handle_comes_back() {
     a.send(&"fits").unwrap();
 }
 
+/// The limit is the largest message, also where the buffers have room
+/// for more (their first 64 KiB): a longer one is refused on sending and
+/// skipped on receiving, and what follows goes on.
+#[test]
+fn the_limit_holds_below_the_buffers_size() {
+    let _serial = serial();
+    let (a, b) = ipc_core::Channel::<65536, 65536>::pair().unwrap();
+    let (mut a, mut b) = (Box::new(a), Box::new(b));
+    a.set_limit(4096);
+    b.set_limit(4096);
+    let big = "z".repeat(5000);
+    assert_eq!(a.send(&big).unwrap_err(), Error::MessageTooLarge);
+    a.send(&"fits").unwrap();
+    assert_eq!(b.recv().unwrap().as_str(), "\"fits\"");
+    // From a peer that does not care: the over-long line is skipped.
+    b.set_limit(ipc_core::DEFAULT_LIMIT);
+    b.send(&big).unwrap();
+    b.send(&"after").unwrap();
+    assert_eq!(a.recv().unwrap_err(), Error::FrameTooLong);
+    assert_eq!(a.recv().unwrap().as_str(), "\"after\"");
+}
+
 #[test]
 fn non_socket_is_refused() {
     let _serial = serial();
