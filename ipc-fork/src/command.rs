@@ -279,7 +279,11 @@ impl Command {
         let mut cmd = self.std_command(Some(theirs.as_raw_fd()))?;
         cmd.env("NODE_CHANNEL_FD", self.channel_fd.to_string());
         cmd.env("NODE_CHANNEL_SERIALIZATION_MODE", "json");
-        let process = cmd.spawn()?;
+        let targets = self.fds.iter().map(|(n, _)| *n).chain([self.channel_fd]);
+        let held = hold_free(targets, &ours);
+        let process = cmd.spawn();
+        drop(held);
+        let process = process?;
         drop(theirs);
         Child::new(process, ours, self.kill_on_drop)
     }
@@ -367,6 +371,23 @@ fn on_disk(exe: PathBuf) -> PathBuf {
         Some(path) => PathBuf::from(OsStr::from_bytes(path)),
         None => exe,
     }
+}
+
+/// Takes each of `numbers` that is free in this process (a close-on-exec
+/// copy of `any` there), for the time std spawns: std's spawn makes a pipe
+/// through which the child reports a failed exec, at the lowest free
+/// numbers, and a placement onto its write end in the child would hide the
+/// failure (the spawn would look fine, and the exec error would go into
+/// the placed descriptor). Taken by `F_DUPFD_CLOEXEC`, which never touches
+/// a number in use: another thread's descriptors stay as they are.
+fn hold_free(numbers: impl Iterator<Item = RawFd>, any: &OwnedFd) -> Vec<OwnedFd> {
+    numbers
+        .filter_map(|n| {
+            let copy = rustix::io::fcntl_dupfd_cloexec(any, n).ok()?;
+            // Above `n`: `n` was in use already, and so is not free for std.
+            (copy.as_raw_fd() == n).then_some(copy)
+        })
+        .collect()
 }
 
 /// Refuses placements onto the standard streams and numbers given twice.

@@ -105,6 +105,39 @@ fn crossing_placements_land_where_asked() {
     assert!(exit_of(&mut child).success());
 }
 
+/// A program that cannot be started is an error from `spawn`, whatever
+/// numbers the descriptors go to: std reports a failed exec through a pipe
+/// made at the lowest free numbers, and a placement onto its write end hid
+/// the failure (a "started" child that aborted, or wrote std's error into
+/// the channel). Every number up to 48 is tried, as a placement and as the
+/// channel's, so one of them is where that pipe goes.
+#[test]
+fn a_program_that_cannot_start_is_an_error_whatever_the_placements() {
+    let _serial = serial();
+    let before = fd_count();
+    for n in 3..48 {
+        let (_r, w) = pipe();
+        let err = Command::new("/nonexistent/program")
+            .channel_fd(n + 1)
+            .fd(n, w)
+            .spawn()
+            .map(|c| c.id())
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "fd {n}: {err}");
+        let err = Command::new("/nonexistent/program")
+            .channel_fd(n)
+            .spawn()
+            .map(|c| c.id())
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::NotFound,
+            "channel {n}: {err}"
+        );
+    }
+    assert_eq!(fd_count(), before);
+}
+
 #[test]
 fn placements_on_standard_streams_or_twice_are_refused() {
     let _serial = serial();
