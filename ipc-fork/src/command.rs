@@ -86,6 +86,8 @@ impl Stdio {
 #[derive(Debug)]
 pub struct Command {
     program: OsString,
+    /// `argv[0]` when it is not `program`.
+    arg0: Option<OsString>,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
@@ -104,6 +106,7 @@ impl Command {
     pub fn new(program: impl AsRef<OsStr>) -> Command {
         Command {
             program: program.as_ref().to_owned(),
+            arg0: None,
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
@@ -118,12 +121,23 @@ impl Command {
     }
 
     /// A child running this very executable again, as Node's cluster does:
-    /// give it arguments that select its worker role.
+    /// give it arguments that select its worker role. Once the file has
+    /// been replaced or removed since this process started, it is still
+    /// this executable that runs (through `/proc/self/exe`, with its path
+    /// as `argv[0]`), not what is at the path now (see
+    /// [`current_exe_on_disk`](Self::current_exe_on_disk) for that).
     ///
     /// # Errors
     /// As `std::env::current_exe`.
     pub fn current_exe() -> io::Result<Command> {
-        Ok(Command::new(std::env::current_exe()?))
+        let exe = std::env::current_exe()?;
+        if exe.exists() {
+            return Ok(Command::new(exe));
+        }
+        // Linux names it `PATH (deleted)` then.
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg0 = Some(on_disk(exe).into_os_string());
+        Ok(cmd)
     }
 
     /// A child running the program that is now at this executable's path:
@@ -326,6 +340,9 @@ impl Command {
         }
         check_placements(&placements)?;
         let mut cmd = std::process::Command::new(&self.program);
+        if let Some(arg0) = &self.arg0 {
+            cmd.arg0(arg0);
+        }
         cmd.args(&self.args);
         for (k, v) in &self.env {
             match v {

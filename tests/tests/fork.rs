@@ -262,3 +262,19 @@ fn recv_with_a_timeout_reports_an_exit_while_a_grandchild_holds_the_channel() {
     assert!(matches!(child.recv(), Ok(Event::Disconnect)));
     assert_eq!(child.recv().unwrap_err(), ipc_core::Error::Disconnected);
 }
+
+/// `Command::current_exe` runs this very executable even once its file is
+/// gone (it named `PATH (deleted)`, which no spawn finds).
+#[test]
+fn current_exe_runs_after_its_file_is_removed() {
+    let copy = std::env::temp_dir().join(format!("test-child-copy-{}", std::process::id()));
+    std::fs::copy(CHILD, &copy).unwrap();
+    let mut child = Command::new(&copy).arg("respawn-deleted").spawn().unwrap();
+    let report = next_report(&mut child);
+    assert_eq!(
+        (report.what.as_str(), report.detail.as_str()),
+        ("respawned", "Ok(Some(7))")
+    );
+    assert!(!copy.exists());
+    assert!(expect_disconnect_then_exit(&mut child).success());
+}

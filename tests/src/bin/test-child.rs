@@ -127,6 +127,20 @@ fn with_parent(role: &str) {
             eprintln!("to stderr");
             std::process::exit(code);
         }
+        "respawn-deleted" => {
+            // Its own file gone, it starts itself again (`exit 7`).
+            std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
+            let started = ipc_fork::Command::current_exe().and_then(|mut c| {
+                c.args(["exit", "7"]);
+                c.spawn()
+            });
+            let detail = match started {
+                Ok(mut child) => format!("{:?}", child.wait().map(|s| s.code())),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            report(&mut parent, "respawned", detail);
+            return;
+        }
         "crash-mid-message" => {
             // Half a line on the channel, then die.
             let fd = rustix::io::fcntl_dupfd_cloexec(&parent, 0).unwrap();
