@@ -58,6 +58,10 @@ pub fn run(role: &str) -> i32 {
             ("\"socket\"", Some(Ok(Received::Socket(socket)))) => {
                 crate::linger::answer(socket, reply.as_bytes());
             }
+            // A client that reset its connection before the hand-off: it
+            // is gone, nothing to answer (and it is no fault to log per
+            // client).
+            ("\"socket\"", Some(Err(ipc_net::HandleError::NotConnected))) => {}
             (_, Some(Err(e))) => warn!("demo worker: refused a handle with {text}: {e}"),
             (_, Some(Ok(_))) => warn!("demo worker: unexpected handle with {text}"),
             (_, None) => {
