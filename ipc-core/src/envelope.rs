@@ -6,7 +6,7 @@
 //! `NODE_HANDLE_ACK` and `NODE_HANDLE_NACK`.
 
 use crate::handle::{HandleKind, Key};
-use crate::json::scan::{self, unescape_into, Span};
+use crate::json::scan::{self, unescape_into, Name, Span};
 use crate::json::JsonError;
 
 /// Bytes of a `cmd` kept for matching and for [`crate::Message::cmd`].
@@ -58,27 +58,31 @@ impl Fields {
         line: &[u8],
         start: usize,
     ) -> Result<usize, JsonError> {
-        scan::object_fields_in::<STREAM>(line, start, |name, v| {
-            let raw = name.span.of(line);
-            let mut buf = [0u8; 16];
-            let name = if name.escaped {
-                match unescape_into(raw, &mut buf) {
-                    (text, true) => text.as_bytes(),
-                    _ => return,
-                }
-            } else {
-                raw
-            };
-            let slot = match name {
-                b"cmd" => &mut f.cmd,
-                b"type" => &mut f.kind,
-                b"msg" => &mut f.msg,
-                b"key" => &mut f.key,
-                b"dgramType" => &mut f.dgram_type,
+        scan::object_fields_in::<STREAM>(line, start, |name, v| f.set(line, name, v))
+    }
+
+    /// Keeps member `name`'s value `v` if the protocol looks at it.
+    #[inline(always)]
+    fn set(&mut self, line: &[u8], name: Name, v: Span) {
+        let raw = name.span.of(line);
+        let mut buf = [0u8; 16];
+        let name = if name.escaped {
+            match unescape_into(raw, &mut buf) {
+                (text, true) => text.as_bytes(),
                 _ => return,
-            };
-            *slot = Some(v);
-        })
+            }
+        } else {
+            raw
+        };
+        let slot = match name {
+            b"cmd" => &mut self.cmd,
+            b"type" => &mut self.kind,
+            b"msg" => &mut self.msg,
+            b"key" => &mut self.key,
+            b"dgramType" => &mut self.dgram_type,
+            _ => return,
+        };
+        *slot = Some(v);
     }
 }
 
@@ -369,8 +373,14 @@ mod tests {
     /// to a byte that matters to JSON or to the framing.
     #[test]
     fn stream_reads_agree_with_line_reads() {
-        let lines: [&[u8]; 11] = [
+        let lines: [&[u8]; 15] = [
             &br#"{"seq":123456,"payload":"xxxxxxxxxxxxxxxx"}"#[..],
+            // Flat objects with every kind of value and every member name
+            // the protocol looks at.
+            &br#"{"cmd":"NODE_SOCKET_GET_COUNT","n":-1.5e+3,"key":""}"#[..],
+            &br#"{"t":true,"f":false,"z":null,"a":0,"":"b"}"#[..],
+            &br#"{"type":"x","msg":0,"dgramType":"","cmd":"x","cmd":"y"}"#[..],
+            &br#"{"cmd":"NODE_HANDLE_ACK"}"#[..],
             &br#" { "cmd" : "NODE_HANDLE_ACK" } "#[..],
             &br#"{"cmd":"NODE_HANDLE","type":"net.Socket","msg":{"a":[1,2.5e3,true]},"key":"6::::0"}"#[..],
             &br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_HANDLE","type":"net.Server","msg":1}}"#[..],

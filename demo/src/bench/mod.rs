@@ -422,10 +422,7 @@ fn figure(name: &str, plan: &Plan, script: Option<&NodeScript>) -> io::Result<()
             #[cfg(feature = "tokio")]
             let sides = {
                 progress::step(name, "async");
-                [
-                    ("", blocking),
-                    ("async_", ours_async::allocs_per_msg(n)?),
-                ]
+                [("", blocking), ("async_", ours_async::allocs_per_msg(n)?)]
             };
             #[cfg(not(feature = "tokio"))]
             let sides = {
